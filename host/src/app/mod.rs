@@ -1,0 +1,204 @@
+//! A loaded app: the checked manifest, each component's bytes and the shape
+//! of its world (imports and exports), and the app's content-hash revision.
+//! This is the "resolved" stage of the lifecycle: everything after it works on
+//! an [`App`], never on files.
+
+mod interface_name;
+mod revision;
+mod world;
+
+pub use interface_name::InterfaceName;
+pub use world::{ItemShape, WorldShape};
+
+use crate::manifest::{BindingType, ComponentSpec, Manifest, ManifestError};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Why an app could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The manifest is missing or invalid.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// A component's `.wasm` file does not exist.
+    #[error("{diagnostic}\n{hint}")]
+    MissingWasm {
+        /// The component's label.
+        label: String,
+        /// The path that was tried.
+        path: PathBuf,
+        /// Where the manifest names the file.
+        diagnostic: Box<crate::manifest::Diagnostic>,
+        /// How to build the file.
+        hint: String,
+    },
+    /// A component's file could not be read or is not a component.
+    #[error("{diagnostic}")]
+    BadWasm {
+        /// The component's label.
+        label: String,
+        /// Where the manifest names the file, and what is wrong with it.
+        diagnostic: Box<crate::manifest::Diagnostic>,
+    },
+    /// A component's binding does not match what it exports.
+    #[error("{diagnostic}")]
+    BindingMismatch {
+        /// The component's label.
+        label: String,
+        /// Where the manifest declares the component, and the problem.
+        diagnostic: Box<crate::manifest::Diagnostic>,
+    },
+}
+
+/// One component, loaded.
+#[derive(Debug, Clone)]
+pub struct LoadedComponent {
+    /// What the manifest says about it.
+    pub spec: ComponentSpec,
+    /// The component's binary.
+    pub bytes: Arc<Vec<u8>>,
+    /// Its imports and exports.
+    pub world: WorldShape,
+}
+
+impl LoadedComponent {
+    /// The component's label.
+    pub fn label(&self) -> &str {
+        &self.spec.label
+    }
+}
+
+/// A manifest with all of its components loaded.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The checked manifest.
+    pub manifest: Manifest,
+    /// Components by label.
+    pub components: BTreeMap<String, LoadedComponent>,
+    /// Content hash of everything that affects behaviour.
+    pub revision: String,
+}
+
+impl App {
+    /// Loads the app whose manifest is `path` (a file, or a directory holding
+    /// `amimono.toml`), reading every component. Reports every missing or
+    /// unusable component, not only the first.
+    pub fn load(path: &Path) -> Result<App, Vec<AppError>> {
+        let manifest = Manifest::load(path).map_err(|e| vec![AppError::from(e)])?;
+        let mut components = BTreeMap::new();
+        let mut errors = Vec::new();
+        for spec in manifest.components.values() {
+            match load_component(&manifest, spec) {
+                Ok(component) => {
+                    components.insert(spec.label.clone(), component);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let revision = revision::compute(&manifest, &components);
+        Ok(App {
+            manifest,
+            components,
+            revision,
+        })
+    }
+
+    /// The app's name.
+    pub fn name(&self) -> &str {
+        &self.manifest.app
+    }
+
+    /// The component with `label`, if any.
+    pub fn component(&self, label: &str) -> Option<&LoadedComponent> {
+        self.components.get(label)
+    }
+}
+
+fn load_component(manifest: &Manifest, spec: &ComponentSpec) -> Result<LoadedComponent, AppError> {
+    let label = spec.label.clone();
+    let bytes = match std::fs::read(&spec.source) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let hint = match &spec.build {
+                Some(command) => format!(
+                    "build it first: `{command}` (in {}), or `cargo xtask build` for the examples",
+                    manifest.dir.display()
+                ),
+                None => "build the component, or fix `source`".to_string(),
+            };
+            return Err(AppError::MissingWasm {
+                diagnostic: Box::new(manifest.diagnostic(
+                    spec.source_span.clone(),
+                    format!(
+                        "component `{label}`: wasm file `{}` does not exist",
+                        spec.source.display()
+                    ),
+                )),
+                path: spec.source.clone(),
+                label,
+                hint,
+            });
+        }
+        Err(e) => {
+            return Err(AppError::BadWasm {
+                diagnostic: Box::new(manifest.diagnostic(
+                    spec.source_span.clone(),
+                    format!(
+                        "component `{label}`: cannot read `{}`: {e}",
+                        spec.source.display()
+                    ),
+                )),
+                label,
+            });
+        }
+    };
+    let world = WorldShape::of_component(&bytes).map_err(|e| AppError::BadWasm {
+        diagnostic: Box::new(manifest.diagnostic(
+            spec.source_span.clone(),
+            format!(
+                "component `{label}`: `{}` is not a usable WebAssembly component: {e:#}",
+                spec.source.display()
+            ),
+        )),
+        label: label.clone(),
+    })?;
+    check_binding(manifest, spec, &world)?;
+    Ok(LoadedComponent {
+        spec: spec.clone(),
+        bytes: Arc::new(bytes),
+        world,
+    })
+}
+
+/// An `http` component must export `wasi:http/incoming-handler`; an `rpc`
+/// component must export at least one interface.
+fn check_binding(
+    manifest: &Manifest,
+    spec: &ComponentSpec,
+    world: &WorldShape,
+) -> Result<(), AppError> {
+    let problem = match spec.binding {
+        BindingType::Http if world.http_handler_export().is_none() => Some(format!(
+            "component `{}` has binding `http` but does not export `wasi:http/incoming-handler` (it exports: {})",
+            spec.label,
+            world.export_list()
+        )),
+        BindingType::Rpc if world.exports.is_empty() => Some(format!(
+            "component `{}` has binding `rpc` but exports nothing",
+            spec.label
+        )),
+        _ => None,
+    };
+    match problem {
+        Some(message) => Err(AppError::BindingMismatch {
+            label: spec.label.clone(),
+            diagnostic: Box::new(manifest.diagnostic(spec.label_span.clone(), message)),
+        }),
+        None => Ok(()),
+    }
+}

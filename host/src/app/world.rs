@@ -1,0 +1,86 @@
+//! The shape of a component's world: the names of its imports and exports and
+//! the functions inside each exported or imported interface, read with
+//! `wac-types` (the same type model `wac-graph` composes with).
+
+use anyhow::Result;
+use wac_types::{ItemKind, Package, Types};
+
+/// One import or export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemShape {
+    /// The full name (e.g. `hello:app/greeter@0.1.0`).
+    pub name: String,
+    /// Functions, when the item is an interface (an instance).
+    pub functions: Vec<String>,
+    /// Whether the item is an interface; otherwise a function, type or other item.
+    pub is_interface: bool,
+}
+
+/// A component's imports and exports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorldShape {
+    /// What the component imports, in its own order.
+    pub imports: Vec<ItemShape>,
+    /// What the component exports, in its own order.
+    pub exports: Vec<ItemShape>,
+}
+
+/// Prefix of the export an `http` component must have.
+pub const HTTP_HANDLER: &str = "wasi:http/incoming-handler@0.2";
+
+impl WorldShape {
+    /// Reads the shape of the component in `bytes`. Fails when `bytes` is not
+    /// a valid component (a core module, say).
+    pub fn of_component(bytes: &[u8]) -> Result<WorldShape> {
+        let mut types = Types::new();
+        let package = Package::from_bytes("amimono:inspect", None, bytes.to_vec(), &mut types)?;
+        let world = &types[package.ty()];
+        Ok(WorldShape {
+            imports: shape(&types, world.imports.iter()),
+            exports: shape(&types, world.exports.iter()),
+        })
+    }
+
+    /// The exported `wasi:http/incoming-handler@0.2.x`, if any.
+    pub fn http_handler_export(&self) -> Option<&ItemShape> {
+        self.exports
+            .iter()
+            .find(|e| e.name.starts_with(HTTP_HANDLER))
+    }
+
+    /// Export names joined for messages, or `nothing`.
+    pub fn export_list(&self) -> String {
+        if self.exports.is_empty() {
+            "nothing".to_string()
+        } else {
+            self.exports
+                .iter()
+                .map(|e| format!("`{}`", e.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    }
+}
+
+fn shape<'a>(types: &Types, items: impl Iterator<Item = (&'a String, &'a ItemKind)>) -> Vec<ItemShape> {
+    items
+        .filter(|(_, kind)| !matches!(kind, ItemKind::Type(_)))
+        .map(|(name, kind)| match kind {
+            ItemKind::Instance(id) => ItemShape {
+                name: name.clone(),
+                functions: types[*id]
+                    .exports
+                    .iter()
+                    .filter(|(_, k)| matches!(k, ItemKind::Func(_)))
+                    .map(|(n, _)| n.clone())
+                    .collect(),
+                is_interface: true,
+            },
+            _ => ItemShape {
+                name: name.clone(),
+                functions: Vec::new(),
+                is_interface: false,
+            },
+        })
+        .collect()
+}

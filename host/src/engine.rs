@@ -1,0 +1,42 @@
+//! The wasmtime engine and compilation. Serving engines use the pooling
+//! allocator (instantiation in ~15 µs); one-shot engines (`amimono call`) use
+//! on-demand allocation so they start without reserving the pool. Compiled
+//! graphs are cached on disk by content hash (see [`crate::artifact_cache`]).
+
+use crate::wasmtime_error::IntoAnyhow;
+use anyhow::{Context, Result};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// What the engine is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineUse {
+    /// A long-running host serving many requests concurrently.
+    Serving,
+    /// A single call, then exit.
+    OneShot,
+}
+
+/// Instances of a job graph alive at once in one process, at most.
+pub const MAX_CONCURRENT_INSTANCES: u32 = 1000;
+
+/// Builds the engine for `use_`.
+pub fn new_engine(use_: EngineUse) -> Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    if use_ == EngineUse::Serving {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(MAX_CONCURRENT_INSTANCES)
+            .total_core_instances(MAX_CONCURRENT_INSTANCES * 16)
+            .total_memories(MAX_CONCURRENT_INSTANCES * 8)
+            .total_tables(MAX_CONCURRENT_INSTANCES * 16)
+            .total_stacks(MAX_CONCURRENT_INSTANCES)
+            .max_core_instances_per_component(256)
+            .max_memories_per_component(64)
+            .max_tables_per_component(64)
+            .max_component_instance_size(4 << 20)
+            .max_core_instance_size(4 << 20)
+            .max_memory_size(1 << 30);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    Engine::new(&config).anyhow().context("creating the wasmtime engine")
+}

@@ -1,0 +1,31 @@
+//! Amimono's host: runs a job of a modular-monolith app — a set of WebAssembly
+//! components — in one process, composing colocated components into one graph
+//! so their calls stay inside wasm.
+//!
+//! The lifecycle, one module per stage:
+//! 1. [`manifest`]: `amimono.toml` parsed and checked (errors with file:line:column).
+//! 2. [`app`]: components loaded, their worlds read, the revision computed.
+//! 3. [`placement`]: which components this process runs (`AMIMONO_JOB`).
+//! 4. [`link`]: every import routed ([`link::router`], the one local-vs-remote
+//!    decision), each entry component's graph planned and composed (wac-graph).
+//! 5. [`job`]: graphs compiled ([`engine`], [`artifact_cache`]) and pre-instantiated
+//!    with the host's interfaces ([`host_state`], [`runtime_interface`]).
+//! 6. [`run`] and [`serve`]: listeners bound ([`bindings_file`]) and requests served;
+//!    [`invoke`] calls one function for `amimono call`; [`config_json`] prints `_config`.
+
+pub mod app;
+pub mod artifact_cache;
+pub mod bindings_file;
+pub mod cli;
+pub mod config_json;
+pub mod engine;
+pub mod host_state;
+pub mod invoke;
+pub mod job;
+pub mod link;
+pub mod manifest;
+pub mod placement;
+pub mod run;
+pub mod runtime_interface;
+pub mod serve;
+pub mod wasmtime_error;

@@ -1,0 +1,137 @@
+//! Linking: deciding where each import goes ([`router`]), planning the graph
+//! of colocated components reachable from an entry component ([`plan`]), and
+//! composing that graph into one component with wac-graph ([`compose`]), so a
+//! colocated call is a direct call inside wasm with no host in between.
+
+pub mod compose;
+pub mod plan;
+pub mod router;
+
+pub use compose::compose;
+pub use plan::{plan_graph, GraphPlan, Wire};
+pub use router::{route, HostInterface, Route};
+
+/// Why a job's components cannot be linked. Every message names the
+/// components and the import at fault and says how to fix it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// No component of the app exports what a component imports.
+    #[error(
+        "component `{component}` imports `{import}`, but no component of the app exports it{}",
+        suggest(close)
+    )]
+    Unresolved {
+        /// The importing component.
+        component: String,
+        /// The import's name.
+        import: String,
+        /// Components that export something with a similar name: (label, export).
+        close: Vec<(String, String)>,
+    },
+    /// Several components export the import and no link says which one to use.
+    #[error(
+        "component `{component}` imports `{import}`, which several components export: {}; choose one in the manifest with `[components.{component}.links]` `\"{}\" = \"{}\"`",
+        exporters.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", "),
+        import.split('@').next().unwrap_or(import),
+        exporters.first().map(String::as_str).unwrap_or_default()
+    )]
+    Ambiguous {
+        /// The importing component.
+        component: String,
+        /// The import's name.
+        import: String,
+        /// The components that export it.
+        exporters: Vec<String>,
+    },
+    /// A manifest link points at a component that does not export the import.
+    #[error(
+        "component `{component}` links `{import}` to `{target}`, but `{target}` does not export it (it exports: {target_exports})"
+    )]
+    BadLink {
+        /// The importing component.
+        component: String,
+        /// The import's name.
+        import: String,
+        /// The link's target.
+        target: String,
+        /// What the target does export.
+        target_exports: String,
+    },
+    /// Importer and exporter disagree on the interface's types.
+    #[error(
+        "component `{component}` imports `{import}` from `{exporter}`, but their WIT differ: {detail}"
+    )]
+    WitMismatch {
+        /// The importing component.
+        component: String,
+        /// The import's name.
+        import: String,
+        /// The exporting component.
+        exporter: String,
+        /// What differs, as the type checker says it.
+        detail: String,
+    },
+    /// A WASI interface the host does not implement.
+    #[error(
+        "component `{component}` imports `{import}`, which this host does not provide (it provides {} and `amimono:runtime/context`)",
+        router::HOST_WASI_PACKAGES.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+    )]
+    UnsupportedHostInterface {
+        /// The importing component.
+        component: String,
+        /// The import's name.
+        import: String,
+    },
+    /// Colocated components import each other in a cycle.
+    #[error(
+        "components import each other in a cycle: {}; the components of a job must form an acyclic graph",
+        cycle.join(" → ")
+    )]
+    Cycle {
+        /// The labels around the cycle, first repeated at the end.
+        cycle: Vec<String>,
+    },
+    /// An import is served by a component in another job.
+    #[error(
+        "component `{component}` (job `{job}`) imports `{import}` from `{exporter}`, which runs in job `{exporter_job}`; calls between jobs are not supported yet: run with AMIMONO_JOB=_local or place both components in one job"
+    )]
+    CrossJob {
+        /// The importing component.
+        component: String,
+        /// The importer's job.
+        job: String,
+        /// The import's name.
+        import: String,
+        /// The exporting component.
+        exporter: String,
+        /// The exporter's job.
+        exporter_job: String,
+    },
+    /// A label that the app does not define.
+    #[error("the app has no component `{0}`")]
+    UnknownComponent(String),
+    /// wac-graph failed to build or encode the composition.
+    #[error("composing the graph of `{root}` failed: {detail}")]
+    Compose {
+        /// The entry component.
+        root: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+fn suggest(close: &[(String, String)]) -> String {
+    if close.is_empty() {
+        "; add a component that exports it to the manifest, or link it to one".to_string()
+    } else {
+        format!(
+            "; components that export something close: {}",
+            close
+                .iter()
+                .map(|(label, export)| format!("`{label}` exports `{export}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}

@@ -1,0 +1,181 @@
+//! The one place that decides where an import goes. Every import of every
+//! component is routed here: to a colocated component's export (linked
+//! directly), to another job (remote), or to the host (WASI, the amimono
+//! runtime interface). Nothing else in the host knows whether a callee is
+//! colocated.
+
+use super::LinkError;
+use crate::app::{App, InterfaceName};
+use crate::placement::Placement;
+
+/// Package of the amimono runtime interface.
+pub const RUNTIME_INTERFACE: &str = "amimono:runtime/context";
+
+/// WASI packages the host implements, with wasmtime-wasi and wasmtime-wasi-http.
+pub const HOST_WASI_PACKAGES: &[&str] = &[
+    "wasi:io",
+    "wasi:clocks",
+    "wasi:random",
+    "wasi:cli",
+    "wasi:filesystem",
+    "wasi:sockets",
+    "wasi:http",
+];
+
+/// Interfaces the host provides itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostInterface {
+    /// A WASI interface (wasmtime-wasi, wasmtime-wasi-http).
+    Wasi,
+    /// `amimono:runtime/context`, answered per component.
+    Runtime,
+}
+
+/// Where one import of one component goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// To an export of a component in this process: linked directly.
+    Colocated {
+        /// The exporting component.
+        exporter: String,
+        /// The export's exact name.
+        export: String,
+    },
+    /// To an export of a component in another job.
+    Remote {
+        /// The exporting component.
+        exporter: String,
+        /// The export's exact name.
+        export: String,
+        /// The exporter's job.
+        job: String,
+    },
+    /// To the host.
+    Host(HostInterface),
+}
+
+/// Routes import `import` of component `importer` under `placement`.
+pub fn route(
+    app: &App,
+    placement: &Placement,
+    importer: &str,
+    import: &str,
+) -> Result<Route, LinkError> {
+    let wanted = InterfaceName::parse(import);
+    let component = app
+        .component(importer)
+        .ok_or_else(|| LinkError::UnknownComponent(importer.to_string()))?;
+
+    // 1. An explicit link in the manifest wins.
+    let link = component.spec.links.iter().find(|(key, _)| {
+        let key = InterfaceName::parse(key);
+        key.path == wanted.path && (key.version.is_none() || key.version == wanted.version)
+    });
+    if let Some((_, target)) = link {
+        let export = find_export(app, target, &wanted).ok_or_else(|| LinkError::BadLink {
+            component: importer.to_string(),
+            import: import.to_string(),
+            target: target.clone(),
+            target_exports: app
+                .component(target)
+                .map(|c| c.world.export_list())
+                .unwrap_or_default(),
+        })?;
+        return Ok(place(app, placement, target, export));
+    }
+
+    // 2. The host's own interfaces.
+    if let Some(host) = host_interface(&wanted) {
+        return Ok(Route::Host(host));
+    }
+
+    // 3. The one component that exports it.
+    let exporters: Vec<(&str, String)> = app
+        .components
+        .keys()
+        .filter(|label| label.as_str() != importer)
+        .filter_map(|label| find_export(app, label, &wanted).map(|e| (label.as_str(), e)))
+        .collect();
+    match exporters.as_slice() {
+        [] if wanted.package().is_some_and(|p| p.starts_with("wasi:")) => {
+            Err(LinkError::UnsupportedHostInterface {
+                component: importer.to_string(),
+                import: import.to_string(),
+            })
+        }
+        [] => Err(LinkError::Unresolved {
+            component: importer.to_string(),
+            import: import.to_string(),
+            close: close_exports(app, importer, &wanted),
+        }),
+        [(exporter, export)] => Ok(place(app, placement, exporter, export.clone())),
+        many => Err(LinkError::Ambiguous {
+            component: importer.to_string(),
+            import: import.to_string(),
+            exporters: many.iter().map(|(label, _)| label.to_string()).collect(),
+        }),
+    }
+}
+
+/// Whether the host itself provides `name`.
+pub fn host_interface(name: &InterfaceName) -> Option<HostInterface> {
+    if name.path == RUNTIME_INTERFACE {
+        return Some(HostInterface::Runtime);
+    }
+    let package = name.package()?;
+    HOST_WASI_PACKAGES
+        .contains(&package)
+        .then_some(HostInterface::Wasi)
+}
+
+fn place(app: &App, placement: &Placement, exporter: &str, export: String) -> Route {
+    if placement.runs(exporter) {
+        Route::Colocated {
+            exporter: exporter.to_string(),
+            export,
+        }
+    } else {
+        let job = app
+            .component(exporter)
+            .map(|c| c.spec.job.clone())
+            .unwrap_or_default();
+        Route::Remote {
+            exporter: exporter.to_string(),
+            export,
+            job,
+        }
+    }
+}
+
+/// The name under which component `label` exports something satisfying `wanted`.
+fn find_export(app: &App, label: &str, wanted: &InterfaceName) -> Option<String> {
+    app.component(label)?
+        .world
+        .exports
+        .iter()
+        .find(|e| InterfaceName::parse(&e.name).satisfies(wanted))
+        .map(|e| e.name.clone())
+}
+
+/// Exports of other components whose names resemble `wanted`: the same
+/// interface at another version, the same interface name in another package,
+/// or a name within a small edit distance.
+fn close_exports(app: &App, importer: &str, wanted: &InterfaceName) -> Vec<(String, String)> {
+    let mut close = Vec::new();
+    for (label, component) in &app.components {
+        if label == importer {
+            continue;
+        }
+        for export in &component.world.exports {
+            let name = InterfaceName::parse(&export.name);
+            let similar = name.path == wanted.path
+                || name.interface() == wanted.interface()
+                || strsim::normalized_levenshtein(&name.path, &wanted.path) >= 0.75;
+            if similar {
+                close.push((label.clone(), export.name.clone()));
+            }
+        }
+    }
+    close.truncate(5);
+    close
+}

@@ -1,0 +1,411 @@
+//! The app manifest (`amimono.toml`): its schema, parsing with spans, and the
+//! checks that make a manifest valid. Every error names the file, line and
+//! column and says what was expected. The format is documented in
+//! `docs/manifest.md`.
+
+mod diagnostic;
+mod names;
+
+pub use diagnostic::Diagnostic;
+pub use names::{is_kebab_name, KEBAB_RULE};
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// The file name `amimono run <dir>` looks for.
+pub const MANIFEST_FILE: &str = "amimono.toml";
+
+/// How a component is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BindingType {
+    /// Serves `wasi:http/incoming-handler` on its own address.
+    Http,
+    /// Exports interfaces that other components import.
+    Rpc,
+    /// A worker: nothing reaches it from outside.
+    None,
+}
+
+impl BindingType {
+    /// The name used in manifests, bindings files and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BindingType::Http => "http",
+            BindingType::Rpc => "rpc",
+            BindingType::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for BindingType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A manifest that parsed and passed every check.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// Where the manifest was read from.
+    pub path: PathBuf,
+    /// The directory relative paths in the manifest are resolved against.
+    pub dir: PathBuf,
+    /// The manifest's text, kept for diagnostics and the revision.
+    pub text: String,
+    /// The app's name.
+    pub app: String,
+    /// Components by label.
+    pub components: BTreeMap<String, ComponentSpec>,
+    /// Jobs by name.
+    pub jobs: BTreeMap<String, JobSpec>,
+}
+
+/// One component of the app as the manifest describes it.
+#[derive(Debug, Clone)]
+pub struct ComponentSpec {
+    /// Globally unique label.
+    pub label: String,
+    /// The component's `.wasm` file, resolved against the manifest's directory.
+    pub source: PathBuf,
+    /// The `source` value as written, with its span.
+    pub source_span: Range<usize>,
+    /// The shell command that builds `source`, run in the manifest's directory.
+    pub build: Option<String>,
+    /// How the component is reached.
+    pub binding: BindingType,
+    /// Explicit links: interface name (with or without `@version`) → exporter label.
+    pub links: BTreeMap<String, String>,
+    /// The job the component is placed in.
+    pub job: String,
+    /// Span of the component's table header key.
+    pub label_span: Range<usize>,
+}
+
+/// A job: a set of components run in one process.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    /// The job's name.
+    pub name: String,
+    /// Labels of the job's components, in manifest order.
+    pub components: Vec<String>,
+}
+
+/// Why a manifest could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("cannot read manifest `{path}`: {source}")]
+    Read {
+        /// The path that was tried.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The manifest is not valid TOML or breaks a rule; one diagnostic per problem.
+    #[error("{}", render(.0))]
+    Invalid(Vec<Diagnostic>),
+}
+
+fn render(diagnostics: &[Diagnostic]) -> String {
+    let mut out = format!(
+        "invalid manifest ({} problem{})",
+        diagnostics.len(),
+        if diagnostics.len() == 1 { "" } else { "s" }
+    );
+    for d in diagnostics {
+        out.push_str("\n\n");
+        out.push_str(&d.to_string());
+    }
+    out
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    app: Spanned<RawApp>,
+    #[serde(default)]
+    components: BTreeMap<Spanned<String>, Spanned<RawComponent>>,
+    #[serde(default)]
+    jobs: BTreeMap<Spanned<String>, Spanned<RawJob>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    name: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComponent {
+    source: Spanned<String>,
+    #[serde(default)]
+    build: Option<Spanned<String>>,
+    #[serde(default)]
+    binding: Option<Spanned<BindingType>>,
+    #[serde(default)]
+    links: BTreeMap<Spanned<String>, Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    components: Vec<Spanned<String>>,
+}
+
+impl Manifest {
+    /// Loads the manifest at `path`: a manifest file, or a directory holding
+    /// `amimono.toml`.
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let file = if path.is_dir() {
+            path.join(MANIFEST_FILE)
+        } else {
+            path.to_path_buf()
+        };
+        let text = std::fs::read_to_string(&file).map_err(|source| ManifestError::Read {
+            path: file.clone(),
+            source,
+        })?;
+        Manifest::parse(&file, text)
+    }
+
+    /// Parses and checks manifest `text`, read from `file`.
+    pub fn parse(file: &Path, text: String) -> Result<Manifest, ManifestError> {
+        let raw: RawManifest = toml::from_str(&text).map_err(|e| {
+            ManifestError::Invalid(vec![Diagnostic::new(
+                file,
+                &text,
+                e.span(),
+                e.message().trim_end().to_string(),
+            )])
+        })?;
+        let dir = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let mut check = Checker {
+            file,
+            text: &text,
+            problems: Vec::new(),
+        };
+        let manifest = check.build(raw, &dir);
+        if check.problems.is_empty() {
+            Ok(Manifest {
+                path: file.to_path_buf(),
+                dir,
+                text,
+                ..manifest
+            })
+        } else {
+            Err(ManifestError::Invalid(check.problems))
+        }
+    }
+
+    /// A diagnostic pointing into this manifest.
+    pub fn diagnostic(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(&self.path, &self.text, Some(span), message.into())
+    }
+
+    /// The job names, in order.
+    pub fn job_names(&self) -> Vec<&str> {
+        self.jobs.keys().map(String::as_str).collect()
+    }
+}
+
+/// Collects every problem of a raw manifest while building the checked one.
+struct Checker<'a> {
+    file: &'a Path,
+    text: &'a str,
+    problems: Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, span: Range<usize>, message: String) {
+        self.problems
+            .push(Diagnostic::new(self.file, self.text, Some(span), message));
+    }
+
+    fn check_name(&mut self, what: &str, name: &Spanned<String>) {
+        if !is_kebab_name(name.get_ref()) {
+            self.problem(
+                name.span(),
+                format!("invalid {what} `{}`: {KEBAB_RULE}", name.get_ref()),
+            );
+        }
+    }
+
+    fn build(&mut self, raw: RawManifest, dir: &Path) -> Manifest {
+        let app = raw.app.into_inner();
+        self.check_name("app name", &app.name);
+
+        if raw.components.is_empty() {
+            self.problem(
+                0..0,
+                "the manifest defines no components: add a `[components.<label>]` table".into(),
+            );
+        }
+        if raw.jobs.is_empty() {
+            self.problem(
+                0..0,
+                "the manifest defines no jobs: add a `[jobs.<name>]` table with `components = [...]`"
+                    .into(),
+            );
+        }
+
+        let labels: Vec<String> = raw.components.keys().map(|k| k.get_ref().clone()).collect();
+        let known = labels.join(", ");
+
+        // Placement: each component in exactly one job.
+        let mut placed: BTreeMap<String, (String, Range<usize>)> = BTreeMap::new();
+        let mut jobs = BTreeMap::new();
+        for (name, job) in &raw.jobs {
+            self.check_name("job name", name);
+            let job = job.get_ref();
+            if job.components.is_empty() {
+                self.problem(
+                    name.span(),
+                    format!("job `{}` has no components", name.get_ref()),
+                );
+            }
+            let mut members = Vec::new();
+            for member in &job.components {
+                let label = member.get_ref();
+                if !labels.contains(label) {
+                    self.problem(
+                        member.span(),
+                        format!(
+                            "job `{}` lists component `{label}`, which the manifest does not define (components: {known})",
+                            name.get_ref()
+                        ),
+                    );
+                    continue;
+                }
+                if let Some((other, _)) = placed.get(label) {
+                    let message = if other == name.get_ref() {
+                        format!("component `{label}` is listed twice in job `{other}`")
+                    } else {
+                        format!(
+                            "component `{label}` placed multiple times: in job `{other}` and in job `{}`; a component runs in exactly one job",
+                            name.get_ref()
+                        )
+                    };
+                    self.problem(member.span(), message);
+                    continue;
+                }
+                placed.insert(label.clone(), (name.get_ref().clone(), member.span()));
+                members.push(label.clone());
+            }
+            jobs.insert(
+                name.get_ref().clone(),
+                JobSpec {
+                    name: name.get_ref().clone(),
+                    components: members,
+                },
+            );
+        }
+
+        let mut components = BTreeMap::new();
+        for (label, component) in raw.components {
+            self.check_name("component label", &label);
+            let component = component.into_inner();
+            let job = match placed.get(label.get_ref()) {
+                Some((job, _)) => job.clone(),
+                None => {
+                    if !raw.jobs.is_empty() {
+                        self.problem(
+                            label.span(),
+                            format!(
+                                "component `{}` is not placed in any job: list it in one job's `components`",
+                                label.get_ref()
+                            ),
+                        );
+                    }
+                    String::new()
+                }
+            };
+            if component.source.get_ref().trim().is_empty() {
+                self.problem(
+                    component.source.span(),
+                    "`source` is empty: give the path of the component's .wasm file".into(),
+                );
+            }
+            let mut links = BTreeMap::new();
+            for (interface, target) in &component.links {
+                if !looks_like_interface(interface.get_ref()) {
+                    self.problem(
+                        interface.span(),
+                        format!(
+                            "link key `{}` is not an interface name: expected `namespace:package/interface` (optionally `@version`)",
+                            interface.get_ref()
+                        ),
+                    );
+                }
+                if !labels.contains(target.get_ref()) {
+                    self.problem(
+                        target.span(),
+                        format!(
+                            "link target `{}` is not a component of the app (components: {known})",
+                            target.get_ref()
+                        ),
+                    );
+                } else if target.get_ref() == label.get_ref() {
+                    self.problem(
+                        target.span(),
+                        format!(
+                            "component `{}` cannot link an import to itself",
+                            label.get_ref()
+                        ),
+                    );
+                }
+                links.insert(interface.get_ref().clone(), target.get_ref().clone());
+            }
+            components.insert(
+                label.get_ref().clone(),
+                ComponentSpec {
+                    label: label.get_ref().clone(),
+                    source: dir.join(component.source.get_ref()),
+                    source_span: component.source.span(),
+                    build: component.build.map(Spanned::into_inner),
+                    binding: component
+                        .binding
+                        .map_or(BindingType::None, Spanned::into_inner),
+                    links,
+                    job,
+                    label_span: label.span(),
+                },
+            );
+        }
+
+        Manifest {
+            path: PathBuf::new(),
+            dir: PathBuf::new(),
+            text: String::new(),
+            app: app.name.into_inner(),
+            components,
+            jobs,
+        }
+    }
+}
+
+/// `ns:pkg/iface` with an optional `@version`.
+fn looks_like_interface(name: &str) -> bool {
+    let unversioned = name.split('@').next().unwrap_or_default();
+    match unversioned.split_once(':') {
+        Some((ns, rest)) => match rest.split_once('/') {
+            Some((pkg, iface)) => !ns.is_empty() && !pkg.is_empty() && !iface.is_empty(),
+            None => false,
+        },
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,68 @@
+//! Which components this process runs: one job of the app, or every job at
+//! once (`_local`). Placement is data from the manifest; this module only
+//! selects from it.
+
+use crate::app::App;
+use std::collections::BTreeSet;
+
+/// The pseudo-job that runs every job of the app in one process.
+pub const LOCAL_JOB: &str = "_local";
+/// The pseudo-job that prints the app config as JSON and exits.
+pub const CONFIG_JOB: &str = "_config";
+
+/// The job named on the command line or in `AMIMONO_JOB` does not exist.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "unknown job `{job}`: app `{app}` has the jobs {}; or use `{LOCAL_JOB}` to run every job in one process, `{CONFIG_JOB}` to print the config",
+    known.iter().map(|j| format!("`{j}`")).collect::<Vec<_>>().join(", ")
+)]
+pub struct UnknownJob {
+    /// The name asked for.
+    pub job: String,
+    /// The app's name.
+    pub app: String,
+    /// The jobs that exist.
+    pub known: Vec<String>,
+}
+
+/// The set of components that run in this process.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    /// The job name (`_local` for all of them).
+    pub job: String,
+    /// Labels of the components this process runs.
+    pub members: BTreeSet<String>,
+}
+
+impl Placement {
+    /// The placement of job `job` (or `_local`) of `app`.
+    pub fn for_job(app: &App, job: &str) -> Result<Placement, UnknownJob> {
+        if job == LOCAL_JOB {
+            return Ok(Placement::local(app));
+        }
+        match app.manifest.jobs.get(job) {
+            Some(spec) => Ok(Placement {
+                job: job.to_string(),
+                members: spec.components.iter().cloned().collect(),
+            }),
+            None => Err(UnknownJob {
+                job: job.to_string(),
+                app: app.name().to_string(),
+                known: app.manifest.jobs.keys().cloned().collect(),
+            }),
+        }
+    }
+
+    /// Every component of `app` in one process.
+    pub fn local(app: &App) -> Placement {
+        Placement {
+            job: LOCAL_JOB.to_string(),
+            members: app.components.keys().cloned().collect(),
+        }
+    }
+
+    /// Whether the component `label` runs in this process.
+    pub fn runs(&self, label: &str) -> bool {
+        self.members.contains(label)
+    }
+}

@@ -1,0 +1,138 @@
+//! Serving an HTTP-bound component: one listener per component, one fresh
+//! instance of its graph per request (pooling allocator, `InstancePre`), so a
+//! request never sees another's memory and a trap fails only its own request
+//! (answered 500 and logged with the component's label).
+
+use crate::host_state::HostState;
+use crate::wasmtime_error::IntoAnyhow;
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use wasmtime::Store;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::WasiHttpView;
+
+/// An HTTP-bound component ready to serve.
+pub struct HttpComponent {
+    /// The component's label.
+    pub label: String,
+    /// Its graph, pre-instantiated with the `wasi:http/proxy` export resolved.
+    pub pre: ProxyPre<HostState>,
+}
+
+impl HttpComponent {
+    /// Wraps the pre-instantiated graph of `label`.
+    pub fn new(label: &str, pre: wasmtime::component::InstancePre<HostState>) -> Result<Self> {
+        let pre = ProxyPre::new(pre).anyhow().with_context(|| {
+            format!("component `{label}` does not export a usable `wasi:http/incoming-handler`")
+        })?;
+        Ok(HttpComponent {
+            label: label.to_string(),
+            pre,
+        })
+    }
+}
+
+/// Accepts connections on `listener` forever, serving `component`.
+pub async fn serve(listener: TcpListener, component: Arc<HttpComponent>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(component = %component.label, error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let component = component.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let component = component.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(&component, request).await) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Runs one request through a fresh instance of the component's graph.
+async fn handle(
+    component: &HttpComponent,
+    request: hyper::Request<hyper::body::Incoming>,
+) -> hyper::Response<HyperOutgoingBody> {
+    match try_handle(component, request).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(component = %component.label, error = ?e, "request failed");
+            let message = format!(
+                "component `{}` failed while handling the request: {}\n",
+                component.label,
+                e.root_cause()
+            );
+            error_response(500, message)
+        }
+    }
+}
+
+async fn try_handle(
+    component: &HttpComponent,
+    request: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<HyperOutgoingBody>> {
+    let mut store = Store::new(component.pre.engine(), HostState::new());
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let incoming = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, request)?;
+    let outparam = store.data_mut().http().new_response_outparam(sender)?;
+    let pre = component.pre.clone();
+    // The guest runs in its own task: it may keep streaming the body after
+    // it has set the response.
+    let task = tokio::spawn(async move {
+        let proxy = pre.instantiate_async(&mut store).await?;
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, incoming, outparam)
+            .await
+    });
+    match receiver.await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(code)) => Err(anyhow::anyhow!("the component answered with error {code:?}")),
+        Err(_) => {
+            let e = match task.await {
+                Ok(Ok(())) => anyhow::anyhow!("the component returned without setting a response"),
+                Ok(Err(e)) => anyhow::Error::from(e),
+                Err(e) => anyhow::Error::from(e).context("the request task failed"),
+            };
+            Err(e)
+        }
+    }
+}
+
+/// A plain-text response made by the host itself.
+pub fn error_response(status: u16, message: String) -> hyper::Response<HyperOutgoingBody> {
+    let body = Full::new(Bytes::from(message))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = hyper::Response::new(body);
+    *response.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,4 @@
+//! Serving a running job to the outside: HTTP-bound components, each on its
+//! own listener.
+
+pub mod http;
