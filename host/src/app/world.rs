@@ -14,6 +14,16 @@ pub struct ItemShape {
     pub functions: Vec<String>,
     /// Whether the item is an interface; otherwise a function, type or other item.
     pub is_interface: bool,
+    /// Whether the interface defines resource types.
+    pub defines_resources: bool,
+}
+
+impl ItemShape {
+    /// An interface that only defines value types (records, variants, …):
+    /// there is nothing to link, the types travel with the functions that use them.
+    pub fn is_types_only(&self) -> bool {
+        self.is_interface && self.functions.is_empty() && !self.defines_resources
+    }
 }
 
 /// A component's imports and exports.
@@ -75,11 +85,16 @@ fn shape<'a>(types: &Types, items: impl Iterator<Item = (&'a String, &'a ItemKin
                     .map(|(n, _)| n.clone())
                     .collect(),
                 is_interface: true,
+                defines_resources: types[*id]
+                    .exports
+                    .values()
+                    .any(|k| matches!(k, ItemKind::Type(wac_types::Type::Resource(_)))),
             },
             _ => ItemShape {
                 name: name.clone(),
                 functions: Vec::new(),
                 is_interface: false,
+                defines_resources: false,
             },
         })
         .collect()

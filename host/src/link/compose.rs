@@ -15,9 +15,11 @@ use wac_graph::{
 };
 
 /// The import name under which member `label` of a composed graph imports the
-/// amimono runtime interface.
+/// amimono runtime interface. It is shaped like an interface name (not a plain
+/// label) so that wac-graph does not need the component model's experimental
+/// `implements` directive, which wasmtime 48 does not enable.
 pub fn runtime_import_name(label: &str) -> String {
-    format!("amimono-runtime-{label}")
+    format!("amimono-member:{label}/runtime")
 }
 
 /// Encodes the graph of `plan` as one component exporting everything the
@@ -72,7 +74,7 @@ pub fn compose(app: &App, plan: &GraphPlan) -> Result<Vec<u8>, LinkError> {
                     .import(runtime_import_name(&wire.importer), kind)
                     .map_err(|e| fail(e.to_string()))?
             }
-            Route::Host(HostInterface::Wasi) | Route::Remote { .. } => continue,
+            Route::Host(HostInterface::Wasi) | Route::Remote { .. } | Route::TypesOnly => continue,
         };
         graph
             .set_instantiation_argument(node, &wire.import, argument)

@@ -52,6 +52,9 @@ pub enum Route {
     },
     /// To the host.
     Host(HostInterface),
+    /// Nothing to link: the interface only defines value types, which travel
+    /// with the functions that use them.
+    TypesOnly,
 }
 
 /// Routes import `import` of component `importer` under `placement`.
@@ -89,7 +92,17 @@ pub fn route(
         return Ok(Route::Host(host));
     }
 
-    // 3. The one component that exports it.
+    // 3. Interfaces that only define types need no exporter.
+    if component
+        .world
+        .imports
+        .iter()
+        .any(|i| i.name == import && i.is_types_only())
+    {
+        return Ok(Route::TypesOnly);
+    }
+
+    // 4. The one component that exports it.
     let exporters: Vec<(&str, String)> = app
         .components
         .keys()

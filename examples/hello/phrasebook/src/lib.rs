@@ -8,7 +8,7 @@ mod bindings {
     });
 }
 
-use bindings::exports::hello::app::phrasebook::{Guest, Phrase};
+use bindings::exports::hello::app::phrasebook::{Guest, PhraseEntry};
 
 /// Known phrases, sorted by language.
 const PHRASES: &[(&str, &str)] = &[
@@ -24,12 +24,12 @@ const DEFAULT_LANGUAGE: &str = "en";
 struct Phrasebook;
 
 impl Guest for Phrasebook {
-    fn phrase(language: Option<String>) -> Option<Phrase> {
+    fn phrase(language: Option<String>) -> Option<PhraseEntry> {
         let wanted = language.as_deref().unwrap_or(DEFAULT_LANGUAGE);
         PHRASES
             .iter()
             .find(|(language, _)| *language == wanted)
-            .map(|(language, template)| Phrase {
+            .map(|(language, template)| PhraseEntry {
                 language: (*language).to_string(),
                 template: (*template).to_string(),
             })

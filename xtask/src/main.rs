@@ -1,0 +1,162 @@
+//! `cargo xtask`: the project's automation, so that no step lives only in
+//! someone's shell history.
+//!
+//! - `cargo xtask build`: installs what is missing (the `wasm32-wasip2` target),
+//!   builds every guest component (examples and test fixtures) and the host, release.
+//! - `cargo xtask test`: build, then formatting, clippy (host and guests), and
+//!   the whole test suite (unit tests and the integration tests in `tests/`).
+//!   `.ci/run` runs exactly this.
+//! - `cargo xtask demo`: build, then run `examples/hello` with every job in one
+//!   process; prints its URL.
+//! - `cargo xtask bench [--quick]`: build, then run the benchmarks and print the table.
+//!
+//! Guests are built by this xtask, not by nested cargo inside `cargo test`
+//! (as wasmCloud does), so tests never rebuild the world.
+
+mod cmd;
+mod guests;
+
+use cmd::{run, Cmd};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The pinned cargo-component version the tests use (installed under `target/tools`).
+const CARGO_COMPONENT_VERSION: &str = "0.21.1";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build") => build(),
+        Some("test") => test(),
+        Some("demo") => demo(),
+        Some("bench") => bench(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <build | test | demo | bench [--quick]>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (the parent of this crate).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Cmd {
+    Cmd::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).dir(root())
+}
+
+fn ensure_wasm_target() -> Result<(), String> {
+    let installed = Cmd::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()?;
+    if installed.lines().any(|l| l.trim() == guests::TARGET) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing the {} target", guests::TARGET);
+    run(Cmd::new("rustup").args(["target", "add", guests::TARGET]))
+}
+
+fn build() -> Result<(), String> {
+    ensure_wasm_target()?;
+    let packages = guests::packages(&root())?;
+    eprintln!("xtask: building {} guest components", packages.len());
+    let mut guest_build = cargo().args(["build", "--release", "--target", guests::TARGET]);
+    for p in &packages {
+        guest_build = guest_build.args(["-p", p]);
+    }
+    run(guest_build)?;
+    eprintln!("xtask: building the host");
+    run(cargo().args(["build", "--release", "-p", "amimono"]))
+}
+
+fn cargo_component_path() -> PathBuf {
+    root().join("target/tools/bin/cargo-component")
+}
+
+/// Starts installing cargo-component in the background, if it is missing.
+fn start_cargo_component_install() -> Result<Option<std::process::Child>, String> {
+    if cargo_component_path().exists() {
+        return Ok(None);
+    }
+    eprintln!("xtask: installing cargo-component {CARGO_COMPONENT_VERSION} under target/tools (background)");
+    let log = std::fs::File::create(root().join("target/tools-install.log"))
+        .map_err(|e| format!("creating target/tools-install.log: {e}"))?;
+    cargo()
+        .args([
+            "install",
+            "--locked",
+            "--quiet",
+            "cargo-component",
+            "--version",
+            CARGO_COMPONENT_VERSION,
+            "--root",
+        ])
+        .arg(root().join("target/tools"))
+        .stdout_file(log)
+        .spawn()
+        .map(Some)
+}
+
+fn test() -> Result<(), String> {
+    std::fs::create_dir_all(root().join("target"))
+        .map_err(|e| format!("creating target/: {e}"))?;
+    let install = start_cargo_component_install()?;
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    build()?;
+    eprintln!("xtask: clippy (host target)");
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--release", "--", "-D", "warnings"]))?;
+    eprintln!("xtask: clippy (guests, {})", guests::TARGET);
+    let mut guest_clippy = cargo().args(["clippy", "--release", "--target", guests::TARGET]);
+    for p in guests::packages(&root())? {
+        guest_clippy = guest_clippy.args(["-p", &p]);
+    }
+    run(guest_clippy.args(["--", "-D", "warnings"]))?;
+    if let Some(mut child) = install {
+        eprintln!("xtask: waiting for the cargo-component install");
+        let status = child.wait().map_err(|e| format!("waiting for cargo install: {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "installing cargo-component failed ({status}); see target/tools-install.log"
+            ));
+        }
+    }
+    eprintln!("xtask: running the tests");
+    let mut tests = cargo().args(["test", "--release", "--workspace"]);
+    for p in guests::packages(&root())? {
+        tests = tests.args(["--exclude", &p]);
+    }
+    run(tests
+        .env("AMIMONO_BIN", root().join("target/release/amimono"))
+        .env("AMIMONO_CARGO_COMPONENT", cargo_component_path())
+        .env("AMIMONO_CACHE_DIR", root().join("target/amimono-cache")))?;
+    eprintln!("xtask: all checks passed");
+    Ok(())
+}
+
+fn demo() -> Result<(), String> {
+    build()?;
+    eprintln!("xtask: running examples/hello with every job in one process (Ctrl-C to stop)");
+    eprintln!("xtask: try `curl <url>/hello/world` with the URL printed below");
+    run(Cmd::new(root().join("target/release/amimono"))
+        .dir(root())
+        .args(["run", "examples/hello"])
+        .env("AMIMONO_JOB", "_local"))
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    build()?;
+    run(cargo()
+        .args(["run", "--release", "--quiet", "-p", "amimono-bench", "--"])
+        .args(args.iter().map(String::as_str)))
+}
