@@ -404,9 +404,16 @@ macro_rules! http_component {
                 }
             }
 
+            // Only when building the component: native linkers reject the
+            // export's symbol name (`wasi:http/incoming-handler@0.2.12#handle`).
+            #[cfg(target_arch = "wasm32")]
             $crate::__private::wasip2::http::proxy::export!(
                 __AmimonoHttpComponent with_types_in $crate::__private::wasip2
             );
+            // Natively, still mark the handler as used (no dead-code warnings).
+            #[cfg(not(target_arch = "wasm32"))]
+            const _: fn($crate::http::Request) -> $crate::http::Response =
+                <$handler as $crate::http::Handler>::handle;
         };
     };
 }

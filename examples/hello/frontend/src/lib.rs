@@ -25,7 +25,8 @@ struct Frontend;
 impl Handler for Frontend {
     fn handle(request: Request) -> Response {
         if request.method() != "GET" {
-            return Response::text(405, "method not allowed: use GET\n").with_header("allow", "GET");
+            return Response::text(405, "method not allowed: use GET\n")
+                .with_header("allow", "GET");
         }
         let path = request.path();
         if path == "/hello" {
@@ -95,7 +96,10 @@ fn about() -> Response {
             "{{\"type\": {}, \"job\": {}, \"url\": {}}}",
             json_string(binding.kind.as_str()),
             json_string(&binding.job),
-            binding.url.as_deref().map_or("null".to_string(), json_string),
+            binding
+                .url
+                .as_deref()
+                .map_or("null".to_string(), json_string),
         ),
         None => "null".to_string(),
     };

@@ -6,6 +6,7 @@ mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
         world: "hello:app/greeter-world",
+        additional_derives: [PartialEq, Eq],
     });
 }
 
@@ -60,7 +61,13 @@ impl Guest for Greeter {
     }
 }
 
+// Exported only when building the component: native linkers reject the
+// export symbol names (`pkg:name/iface@version#func`). Natively, the
+// constant keeps the implementation "used" (no dead-code warnings).
+#[cfg(target_arch = "wasm32")]
 bindings::export!(Greeter with_types_in bindings);
+#[cfg(not(target_arch = "wasm32"))]
+const _: Greeter = Greeter;
 
 #[cfg(test)]
 mod tests {

@@ -43,4 +43,10 @@ impl Guest for Phrasebook {
     }
 }
 
+// Exported only when building the component: native linkers reject the
+// export symbol names (`pkg:name/iface@version#func`). Natively, the
+// constant keeps the implementation "used" (no dead-code warnings).
+#[cfg(target_arch = "wasm32")]
 bindings::export!(Phrasebook with_types_in bindings);
+#[cfg(not(target_arch = "wasm32"))]
+const _: Phrasebook = Phrasebook;

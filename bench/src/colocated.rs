@@ -1,0 +1,349 @@
+//! PF1, the colocated call: ns per call of `add(u32,u32)` and a 1 KiB string
+//! echo between two components, four ways side by side:
+//! - no boundary: the same loop inside one component (the floor);
+//! - amimono: the two components in one job, composed and run by the host
+//!   (`amimono::job::prepare_graph`, async store, pooling allocator);
+//! - composed pair: the same two components composed with wac-graph here,
+//!   outside the host, run in a plain sync store;
+//! - host-forwarded: the two instantiated separately, the caller's import
+//!   defined by typed host functions calling into the callee (sync store).
+//!
+//! ratio = amimono / composed pair, the worse of add and echo; goal ≤ 1.2.
+
+use crate::stats::median;
+use amimono::app::App;
+use amimono::engine::{new_engine, EngineUse};
+use amimono::host_state::HostState;
+use amimono::job::prepare_graph;
+use amimono::placement::Placement;
+use amimono::runtime_interface::RuntimeFacts;
+use amimono::wasmtime_error::IntoAnyhow;
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime::component::{Component, Instance, Linker, ResourceTable, TypedFunc};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::{WasiCtxView, WasiView};
+
+const DRIVER: &str = "amimono-bench:calls/driver@0.1.0";
+const TARGET: &str = "amimono-bench:calls/target@0.1.0";
+const GOAL: f64 = 1.2;
+
+/// The ways a call can cross, in table order.
+const WAYS: [&str; 4] = [
+    "no boundary (one component, the floor)",
+    "amimono (colocated in one job)",
+    "composed pair (wac-graph, outside the host)",
+    "host-forwarded (typed host functions, sync store)",
+];
+
+/// PF1 results: ns per call for each way.
+pub struct Pf1 {
+    add_ns: [f64; 4],
+    echo_ns: [f64; 4],
+    rounds: usize,
+    add_calls: u32,
+    echo_calls: u32,
+}
+
+impl Pf1 {
+    fn ratio(&self) -> (f64, f64) {
+        (
+            self.add_ns[1] / self.add_ns[2],
+            self.echo_ns[1] / self.echo_ns[2],
+        )
+    }
+
+    /// The table, as markdown.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "PF1 colocated call: ns per call, median of {} rounds ({} add calls, {} echo calls per round)\n\n",
+            self.rounds, self.add_calls, self.echo_calls
+        );
+        out.push_str("| how the call crosses | add(u32,u32) | echo 1 KiB string |\n|---|---:|---:|\n");
+        for (i, way) in WAYS.iter().enumerate() {
+            out.push_str(&format!(
+                "| {way} | {:.2} | {:.1} |\n",
+                self.add_ns[i], self.echo_ns[i]
+            ));
+        }
+        let (add, echo) = self.ratio();
+        let worst = add.max(echo);
+        out.push_str(&format!(
+            "\nratio amimono / composed pair: add {add:.2}, echo {echo:.2}; worse {worst:.2} (goal ≤ {GOAL}) {}\n",
+            if worst <= GOAL { "MET" } else { "MISSED" }
+        ));
+        out
+    }
+
+    /// The JSON entry for `results.json`.
+    pub fn json(&self) -> serde_json::Value {
+        let (add, echo) = self.ratio();
+        let worst = add.max(echo);
+        serde_json::json!({
+            "ratio": worst,
+            "goal": GOAL,
+            "met": worst <= GOAL,
+            "add_ns": { "floor": self.add_ns[0], "amimono": self.add_ns[1], "composed": self.add_ns[2], "host_forwarded": self.add_ns[3] },
+            "echo_ns": { "floor": self.echo_ns[0], "amimono": self.echo_ns[1], "composed": self.echo_ns[2], "host_forwarded": self.echo_ns[3] },
+            "rounds": self.rounds,
+            "add_calls": self.add_calls,
+            "echo_calls": self.echo_calls,
+        })
+    }
+}
+
+/// A way of running the driver's loops.
+trait Driver {
+    fn run_add(&mut self, n: u32) -> Result<u32>;
+    fn run_echo(&mut self, n: u32, s: &str) -> Result<u32>;
+}
+
+/// Runs PF1.
+pub fn run(root: &Path, quick: bool) -> Result<Pf1> {
+    let (rounds, add_calls, echo_calls): (usize, u32, u32) = if quick {
+        (3, 200_000, 20_000)
+    } else {
+        (7, 5_000_000, 500_000)
+    };
+    let payload = "x".repeat(1024);
+    let caller_path = root.join("target/wasm32-wasip2/release/fixture_bench_caller.wasm");
+    let callee_path = root.join("target/wasm32-wasip2/release/fixture_bench_callee.wasm");
+    let caller = std::fs::read(&caller_path)
+        .with_context(|| format!("reading {} (run `cargo xtask build`)", caller_path.display()))?;
+    let callee = std::fs::read(&callee_path)
+        .with_context(|| format!("reading {} (run `cargo xtask build`)", callee_path.display()))?;
+
+    let mut drivers: Vec<Box<dyn Driver>> = vec![
+        Box::new(Floor(SyncDriver::composed(&caller, &callee)?)),
+        Box::new(AmimonoDriver::new(&root.join("bench/app"))?),
+        Box::new(SyncDriver::composed(&caller, &callee)?),
+        Box::new(SyncDriver::forwarded(&caller, &callee)?),
+    ];
+    let expected_add = (0..add_calls).fold(0u32, |acc, i| acc.wrapping_add(i));
+    let expected_echo = echo_calls.wrapping_mul(1024);
+    let mut add = vec![Vec::new(); WAYS.len()];
+    let mut echo = vec![Vec::new(); WAYS.len()];
+    for _ in 0..rounds {
+        for (i, driver) in drivers.iter_mut().enumerate() {
+            let started = Instant::now();
+            let got = driver.run_add(add_calls)?;
+            add[i].push(started.elapsed().as_nanos() as f64 / f64::from(add_calls));
+            anyhow::ensure!(got == expected_add, "{}: add loop returned {got}", WAYS[i]);
+            let started = Instant::now();
+            let got = driver.run_echo(echo_calls, &payload)?;
+            echo[i].push(started.elapsed().as_nanos() as f64 / f64::from(echo_calls));
+            anyhow::ensure!(got == expected_echo, "{}: echo loop returned {got}", WAYS[i]);
+        }
+    }
+    let med = |v: &[Vec<f64>]| -> [f64; 4] { [median(&v[0]), median(&v[1]), median(&v[2]), median(&v[3])] };
+    Ok(Pf1 {
+        add_ns: med(&add),
+        echo_ns: med(&echo),
+        rounds,
+        add_calls,
+        echo_calls,
+    })
+}
+
+/// The composed app run by the host itself.
+struct AmimonoDriver {
+    runtime: tokio::runtime::Runtime,
+    store: Store<HostState>,
+    run_add: TypedFunc<(u32,), (u32,)>,
+    run_echo: TypedFunc<(u32, String), (u32,)>,
+}
+
+impl AmimonoDriver {
+    fn new(app_dir: &Path) -> Result<Self> {
+        let app = App::load(app_dir).map_err(|errors| {
+            anyhow::anyhow!(
+                "{}",
+                errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+            )
+        })?;
+        let engine = new_engine(EngineUse::Serving)?;
+        let placement = Placement::local(&app);
+        let facts = Arc::new(RuntimeFacts::default());
+        let graph = prepare_graph(&engine, &app, &placement, &facts, "caller")?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let mut store = Store::new(&engine, HostState::new());
+        let instance = runtime.block_on(graph.pre.instantiate_async(&mut store)).anyhow()?;
+        let run_add = typed(&instance, &mut store, DRIVER, "run-add")?;
+        let run_echo = typed(&instance, &mut store, DRIVER, "run-echo")?;
+        Ok(AmimonoDriver {
+            runtime,
+            store,
+            run_add,
+            run_echo,
+        })
+    }
+}
+
+impl Driver for AmimonoDriver {
+    fn run_add(&mut self, n: u32) -> Result<u32> {
+        let f = self.run_add;
+        Ok(self.runtime.block_on(f.call_async(&mut self.store, (n,))).anyhow()?.0)
+    }
+    fn run_echo(&mut self, n: u32, s: &str) -> Result<u32> {
+        let f = self.run_echo;
+        Ok(self
+            .runtime
+            .block_on(f.call_async(&mut self.store, (n, s.to_string())))
+            .anyhow()?
+            .0)
+    }
+}
+
+/// Store data for the reference drivers: WASI, plus the callee's functions
+/// for the host-forwarding variant.
+struct BenchState {
+    host: HostState,
+    table: ResourceTable,
+    add: Option<TypedFunc<(u32, u32), (u32,)>>,
+    echo: Option<TypedFunc<(String,), (String,)>>,
+}
+
+impl WasiView for BenchState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        let _ = &self.table;
+        self.host.ctx()
+    }
+}
+
+/// A sync store running the driver of either the wac-graph composition or
+/// the separately instantiated pair.
+struct SyncDriver {
+    store: Store<BenchState>,
+    run_add: TypedFunc<(u32,), (u32,)>,
+    run_echo: TypedFunc<(u32, String), (u32,)>,
+    local_add: TypedFunc<(u32,), (u32,)>,
+    local_echo: TypedFunc<(u32, String), (u32,)>,
+}
+
+fn sync_engine() -> Result<Engine> {
+    Engine::new(&Config::new()).anyhow()
+}
+
+fn new_store(engine: &Engine) -> Store<BenchState> {
+    Store::new(
+        engine,
+        BenchState {
+            host: HostState::new(),
+            table: ResourceTable::new(),
+            add: None,
+            echo: None,
+        },
+    )
+}
+
+impl SyncDriver {
+    /// The pair composed with wac-graph, as a user would do by hand.
+    fn composed(caller: &[u8], callee: &[u8]) -> Result<Self> {
+        use wac_graph::types::Package;
+        use wac_graph::{CompositionGraph, EncodeOptions};
+        let mut graph = CompositionGraph::new();
+        let callee_pkg = Package::from_bytes("bench:callee", None, callee.to_vec(), graph.types_mut())?;
+        let callee_pkg = graph.register_package(callee_pkg)?;
+        let caller_pkg = Package::from_bytes("bench:caller", None, caller.to_vec(), graph.types_mut())?;
+        let caller_pkg = graph.register_package(caller_pkg)?;
+        let callee_node = graph.instantiate(callee_pkg);
+        let caller_node = graph.instantiate(caller_pkg);
+        let target = graph.alias_instance_export(callee_node, TARGET)?;
+        graph.set_instantiation_argument(caller_node, TARGET, target)?;
+        let driver = graph.alias_instance_export(caller_node, DRIVER)?;
+        graph.export(driver, DRIVER)?;
+        let bytes = graph.encode(EncodeOptions::default())?;
+        let engine = sync_engine()?;
+        let component = Component::new(&engine, &bytes).anyhow()?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).anyhow()?;
+        let mut store = new_store(&engine);
+        let instance = linker.instantiate(&mut store, &component).anyhow()?;
+        Self::from_instance(store, &instance)
+    }
+
+    /// The pair instantiated separately, calls forwarded by host functions.
+    fn forwarded(caller: &[u8], callee: &[u8]) -> Result<Self> {
+        let engine = sync_engine()?;
+        let mut linker: Linker<BenchState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).anyhow()?;
+        let mut store = new_store(&engine);
+        let callee = Component::new(&engine, callee).anyhow()?;
+        let callee = linker.instantiate(&mut store, &callee).anyhow()?;
+        let add = typed(&callee, &mut store, TARGET, "add")?;
+        let echo = typed(&callee, &mut store, TARGET, "echo")?;
+        store.data_mut().add = Some(add);
+        store.data_mut().echo = Some(echo);
+        let mut target = linker.instance(TARGET).anyhow()?;
+        target
+            .func_wrap("add", |mut store, (a, b): (u32, u32)| {
+                let f = store.data().add.ok_or_else(|| wasmtime::format_err!("add not set"))?;
+                f.call(&mut store, (a, b))
+            })
+            .anyhow()?;
+        target
+            .func_wrap("echo", |mut store, (s,): (String,)| {
+                let f = store.data().echo.ok_or_else(|| wasmtime::format_err!("echo not set"))?;
+                f.call(&mut store, (s,))
+            })
+            .anyhow()?;
+        let caller = Component::new(&engine, caller).anyhow()?;
+        let instance = linker.instantiate(&mut store, &caller).anyhow()?;
+        Self::from_instance(store, &instance)
+    }
+
+    fn from_instance(mut store: Store<BenchState>, instance: &Instance) -> Result<Self> {
+        Ok(SyncDriver {
+            run_add: typed(instance, &mut store, DRIVER, "run-add")?,
+            run_echo: typed(instance, &mut store, DRIVER, "run-echo")?,
+            local_add: typed(instance, &mut store, DRIVER, "local-add")?,
+            local_echo: typed(instance, &mut store, DRIVER, "local-echo")?,
+            store,
+        })
+    }
+}
+
+impl Driver for SyncDriver {
+    fn run_add(&mut self, n: u32) -> Result<u32> {
+        Ok(self.run_add.call(&mut self.store, (n,)).anyhow()?.0)
+    }
+    fn run_echo(&mut self, n: u32, s: &str) -> Result<u32> {
+        Ok(self.run_echo.call(&mut self.store, (n, s.to_string())).anyhow()?.0)
+    }
+}
+
+/// The driver's own loops against a function inside the caller.
+struct Floor(SyncDriver);
+
+impl Driver for Floor {
+    fn run_add(&mut self, n: u32) -> Result<u32> {
+        Ok(self.0.local_add.call(&mut self.0.store, (n,)).anyhow()?.0)
+    }
+    fn run_echo(&mut self, n: u32, s: &str) -> Result<u32> {
+        Ok(self.0.local_echo.call(&mut self.0.store, (n, s.to_string())).anyhow()?.0)
+    }
+}
+
+fn typed<T, P, R>(
+    instance: &Instance,
+    mut store: &mut Store<T>,
+    interface: &str,
+    function: &str,
+) -> Result<TypedFunc<P, R>>
+where
+    P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower + Send + Sync + 'static,
+    R: wasmtime::component::ComponentNamedList + wasmtime::component::Lift + Send + Sync + 'static,
+{
+    let interface_index = instance
+        .get_export_index(&mut store, None, interface)
+        .with_context(|| format!("no export `{interface}`"))?;
+    let index = instance
+        .get_export_index(&mut store, Some(&interface_index), function)
+        .with_context(|| format!("no function `{function}` in `{interface}`"))?;
+    instance
+        .get_typed_func::<P, R>(&mut store, &index)
+        .anyhow()
+        .with_context(|| format!("typing `{interface}#{function}`"))
+}

@@ -1,0 +1,12 @@
+//! Amimono's integration tests, in one binary (it links once). Every test
+//! runs the real `amimono` binary on real components built from source by
+//! `cargo xtask build`, and speaks real HTTP over loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod bad_input;
+mod call;
+mod cargo_component;
+mod config;
+mod hello_http;
+mod traps;
