@@ -166,7 +166,8 @@ impl AmimonoDriver {
         let engine = new_engine(EngineUse::Serving)?;
         let placement = Placement::local(&app);
         let facts = Arc::new(RuntimeFacts::default());
-        let graph = prepare_graph(&engine, &app, &placement, &facts, "caller")?;
+        let composed = amimono::job::compose_graph(&app, &placement, "caller")?;
+        let graph = prepare_graph(&engine, &facts, &composed)?;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let mut store = Store::new(&engine, HostState::new());
         let instance = runtime.block_on(graph.pre.instantiate_async(&mut store)).anyhow()?;

@@ -6,15 +6,12 @@
 
 use std::fmt;
 
-/// Bindings generated from `guest-sdk/wit/runtime.wit`, a copy of
-/// `wit/runtime.wit` whose record `binding` is renamed `binding-info` (the
-/// original does not parse: the record and the function `binding` clash).
-/// The imported functions are the same. Not a public API: use the wrappers
-/// in [`crate::runtime`].
+/// Bindings generated from the project's `wit/runtime.wit`. Not a public
+/// API: use the wrappers in [`crate::runtime`].
 #[doc(hidden)]
 pub mod wit {
     wit_bindgen::generate!({
-        path: "wit",
+        path: "../wit",
         world: "amimono:runtime/guest",
     });
 }

@@ -5,7 +5,7 @@
 use crate::app::{App, LoadedComponent};
 use crate::engine::{new_engine, EngineUse};
 use crate::host_state::HostState;
-use crate::job::prepare_graph;
+use crate::job::{compose_graph, prepare_graph};
 use crate::placement::Placement;
 use crate::runtime_interface::RuntimeFacts;
 use crate::wasmtime_error::IntoAnyhow;
@@ -171,7 +171,8 @@ pub async fn call(
     let target = resolve_function(component, function)?;
     let engine = new_engine(EngineUse::OneShot)?;
     let placement = Placement::local(app);
-    let graph = prepare_graph(&engine, app, &placement, &facts, label)?;
+    let composed = compose_graph(app, &placement, label)?;
+    let graph = prepare_graph(&engine, &facts, &composed)?;
     let mut store = Store::new(&engine, HostState::new());
     let instance = graph
         .pre

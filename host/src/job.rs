@@ -12,7 +12,7 @@ use crate::placement::Placement;
 use crate::runtime_interface::{self, RuntimeFacts};
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 use wasmtime::component::{Component, InstancePre, Linker};
@@ -37,23 +37,54 @@ impl fmt::Display for LinkErrors {
     }
 }
 
-/// Plans the graph of every component of `placement`, so that every link
-/// problem surfaces at start, not at the first request.
-pub fn check_links(app: &App, placement: &Placement) -> Result<(), LinkErrors> {
+/// The composed graph of one entry component.
+#[derive(Debug, Clone)]
+pub struct ComposedGraph {
+    /// The plan it was built from.
+    pub plan: GraphPlan,
+    /// The composition, one component.
+    pub bytes: Vec<u8>,
+}
+
+/// Plans and composes the graph of `root`.
+pub fn compose_graph(
+    app: &App,
+    placement: &Placement,
+    root: &str,
+) -> Result<ComposedGraph, LinkErrors> {
+    let plan = plan_graph(app, placement, root)
+        .and_then(|plan| reject_remote(app, placement, &plan).map(|()| plan))
+        .map_err(LinkErrors)?;
+    let bytes = compose(app, &plan).map_err(|e| LinkErrors(vec![e]))?;
+    Ok(ComposedGraph { plan, bytes })
+}
+
+/// Plans and composes the graph of every component of `placement` (without
+/// compiling), so that every link problem, WIT mismatches included, surfaces
+/// at start, not at the first request; all of them are reported together.
+pub fn compose_job(
+    app: &App,
+    placement: &Placement,
+) -> Result<BTreeMap<String, ComposedGraph>, LinkErrors> {
     let mut seen = BTreeSet::new();
     let mut errors = Vec::new();
+    let mut graphs = BTreeMap::new();
     for label in &placement.members {
-        let result = plan_graph(app, placement, label).and_then(|plan| reject_remote(app, placement, &plan));
-        if let Err(found) = result {
-            for e in found {
-                if seen.insert(e.to_string()) {
-                    errors.push(e);
+        match compose_graph(app, placement, label) {
+            Ok(graph) => {
+                graphs.insert(label.clone(), graph);
+            }
+            Err(LinkErrors(found)) => {
+                for e in found {
+                    if seen.insert(e.to_string()) {
+                        errors.push(e);
+                    }
                 }
             }
         }
     }
     if errors.is_empty() {
-        Ok(())
+        Ok(graphs)
     } else {
         Err(LinkErrors(errors))
     }
@@ -99,27 +130,23 @@ pub struct PreparedGraph {
     pub pre: InstancePre<HostState>,
 }
 
-/// Composes, compiles and pre-instantiates the graph of `root`.
+/// Compiles (or loads from the cache) and pre-instantiates a composed graph.
 pub fn prepare_graph(
     engine: &Engine,
-    app: &App,
-    placement: &Placement,
     facts: &Arc<RuntimeFacts>,
-    root: &str,
+    graph: &ComposedGraph,
 ) -> Result<PreparedGraph> {
-    let plan = plan_graph(app, placement, root)
-        .and_then(|plan| reject_remote(app, placement, &plan).map(|()| plan))
-        .map_err(LinkErrors)?;
-    let bytes = compose(app, &plan).map_err(|e| LinkErrors(vec![e]))?;
-    let component = artifact_cache::compile(engine, &bytes, &format!("the graph of `{root}`"))?;
-    let linker = linker_for(engine, &plan, facts)?;
+    let root = &graph.plan.root;
+    let component =
+        artifact_cache::compile(engine, &graph.bytes, &format!("the graph of `{root}`"))?;
+    let linker = linker_for(engine, &graph.plan, facts)?;
     let pre = linker
         .instantiate_pre(&component)
         .anyhow()
         .with_context(|| format!("resolving the imports of the graph of `{root}`"))?;
     Ok(PreparedGraph {
-        root: root.to_string(),
-        plan,
+        root: root.clone(),
+        plan: graph.plan.clone(),
         component,
         pre,
     })

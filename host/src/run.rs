@@ -4,7 +4,7 @@
 use crate::app::App;
 use crate::bindings_file::Bindings;
 use crate::engine::{new_engine, EngineUse};
-use crate::job::{check_links, prepare_graph};
+use crate::job::{compose_job, prepare_graph};
 use crate::manifest::BindingType;
 use crate::placement::Placement;
 use crate::runtime_interface::{BindingFact, RuntimeFacts};
@@ -48,7 +48,7 @@ pub fn runtime_facts(
 
 /// Runs `placement` of `app` until SIGINT or SIGTERM.
 pub async fn run(app: App, placement: Placement, bindings: Option<Bindings>) -> Result<()> {
-    check_links(&app, &placement)?;
+    let mut graphs = compose_job(&app, &placement)?;
 
     // Listen first, so the runtime interface can report real URLs.
     let mut listeners = Vec::new();
@@ -81,7 +81,10 @@ pub async fn run(app: App, placement: Placement, bindings: Option<Bindings>) -> 
     let mut servers = Vec::new();
     for (label, listener) in listeners {
         let started = std::time::Instant::now();
-        let graph = prepare_graph(&engine, &app, &placement, &facts, &label)?;
+        let composed = graphs
+            .remove(&label)
+            .with_context(|| format!("no composed graph for `{label}`"))?;
+        let graph = prepare_graph(&engine, &facts, &composed)?;
         tracing::info!(
             component = %label,
             members = ?graph.plan.members,

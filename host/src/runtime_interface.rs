@@ -36,7 +36,7 @@ impl From<BindingType> for BindingKind {
     }
 }
 
-/// `binding` record of the WIT.
+/// `binding-info` record of the WIT.
 #[derive(Debug, Clone, PartialEq, Eq, ComponentType, Lower)]
 #[component(record)]
 pub struct BindingFact {

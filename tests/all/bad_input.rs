@@ -47,7 +47,7 @@ fn manifest_rules_are_all_reported_at_once() {
     assert_clean_failure(code, &err);
     assert!(err.contains("invalid manifest (4 problems)"), "{err}");
     assert!(err.contains(":2:8: invalid app name `Bad_Name`"), "{err}");
-    assert!(err.contains(":11:21: job `one` lists component `zz`, which the manifest does not define"), "{err}");
+    assert!(err.contains(":11:20: job `one` lists component `zz`, which the manifest does not define"), "{err}");
     assert!(err.contains(":14:15: component `a` placed multiple times: in job `one` and in job `two`"), "{err}");
     assert!(err.contains(":7:13: component `b` is not placed in any job"), "{err}");
 }
