@@ -12,7 +12,7 @@
 
 use crate::stats::median;
 use amimono::app::App;
-use amimono::engine::{new_engine, EngineUse};
+use amimono::engine::{EngineUse, new_engine};
 use amimono::host_state::HostState;
 use amimono::job::prepare_graph;
 use amimono::placement::Placement;
@@ -61,7 +61,9 @@ impl Pf1 {
             "PF1 colocated call: ns per call, median of {} rounds ({} add calls, {} echo calls per round)\n\n",
             self.rounds, self.add_calls, self.echo_calls
         );
-        out.push_str("| how the call crosses | add(u32,u32) | echo 1 KiB string |\n|---|---:|---:|\n");
+        out.push_str(
+            "| how the call crosses | add(u32,u32) | echo 1 KiB string |\n|---|---:|---:|\n",
+        );
         for (i, way) in WAYS.iter().enumerate() {
             out.push_str(&format!(
                 "| {way} | {:.2} | {:.1} |\n",
@@ -110,10 +112,18 @@ pub fn run(root: &Path, quick: bool) -> Result<Pf1> {
     let payload = "x".repeat(1024);
     let caller_path = root.join("target/wasm32-wasip2/release/fixture_bench_caller.wasm");
     let callee_path = root.join("target/wasm32-wasip2/release/fixture_bench_callee.wasm");
-    let caller = std::fs::read(&caller_path)
-        .with_context(|| format!("reading {} (run `cargo xtask build`)", caller_path.display()))?;
-    let callee = std::fs::read(&callee_path)
-        .with_context(|| format!("reading {} (run `cargo xtask build`)", callee_path.display()))?;
+    let caller = std::fs::read(&caller_path).with_context(|| {
+        format!(
+            "reading {} (run `cargo xtask build`)",
+            caller_path.display()
+        )
+    })?;
+    let callee = std::fs::read(&callee_path).with_context(|| {
+        format!(
+            "reading {} (run `cargo xtask build`)",
+            callee_path.display()
+        )
+    })?;
 
     let mut drivers: Vec<Box<dyn Driver>> = vec![
         Box::new(Floor(SyncDriver::composed(&caller, &callee)?)),
@@ -134,10 +144,16 @@ pub fn run(root: &Path, quick: bool) -> Result<Pf1> {
             let started = Instant::now();
             let got = driver.run_echo(echo_calls, &payload)?;
             echo[i].push(started.elapsed().as_nanos() as f64 / f64::from(echo_calls));
-            anyhow::ensure!(got == expected_echo, "{}: echo loop returned {got}", WAYS[i]);
+            anyhow::ensure!(
+                got == expected_echo,
+                "{}: echo loop returned {got}",
+                WAYS[i]
+            );
         }
     }
-    let med = |v: &[Vec<f64>]| -> [f64; 4] { [median(&v[0]), median(&v[1]), median(&v[2]), median(&v[3])] };
+    let med = |v: &[Vec<f64>]| -> [f64; 4] {
+        [median(&v[0]), median(&v[1]), median(&v[2]), median(&v[3])]
+    };
     Ok(Pf1 {
         add_ns: med(&add),
         echo_ns: med(&echo),
@@ -160,7 +176,11 @@ impl AmimonoDriver {
         let app = App::load(app_dir).map_err(|errors| {
             anyhow::anyhow!(
                 "{}",
-                errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
             )
         })?;
         let engine = new_engine(EngineUse::Serving)?;
@@ -168,9 +188,13 @@ impl AmimonoDriver {
         let facts = Arc::new(RuntimeFacts::default());
         let composed = amimono::job::compose_graph(&app, &placement, "caller")?;
         let graph = prepare_graph(&engine, &facts, &composed)?;
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let mut store = Store::new(&engine, HostState::new());
-        let instance = runtime.block_on(graph.pre.instantiate_async(&mut store)).anyhow()?;
+        let instance = runtime
+            .block_on(graph.pre.instantiate_async(&mut store))
+            .anyhow()?;
         let run_add = typed(&instance, &mut store, DRIVER, "run-add")?;
         let run_echo = typed(&instance, &mut store, DRIVER, "run-echo")?;
         Ok(AmimonoDriver {
@@ -185,7 +209,11 @@ impl AmimonoDriver {
 impl Driver for AmimonoDriver {
     fn run_add(&mut self, n: u32) -> Result<u32> {
         let f = self.run_add;
-        Ok(self.runtime.block_on(f.call_async(&mut self.store, (n,))).anyhow()?.0)
+        Ok(self
+            .runtime
+            .block_on(f.call_async(&mut self.store, (n,)))
+            .anyhow()?
+            .0)
     }
     fn run_echo(&mut self, n: u32, s: &str) -> Result<u32> {
         let f = self.run_echo;
@@ -245,9 +273,11 @@ impl SyncDriver {
         use wac_graph::types::Package;
         use wac_graph::{CompositionGraph, EncodeOptions};
         let mut graph = CompositionGraph::new();
-        let callee_pkg = Package::from_bytes("bench:callee", None, callee.to_vec(), graph.types_mut())?;
+        let callee_pkg =
+            Package::from_bytes("bench:callee", None, callee.to_vec(), graph.types_mut())?;
         let callee_pkg = graph.register_package(callee_pkg)?;
-        let caller_pkg = Package::from_bytes("bench:caller", None, caller.to_vec(), graph.types_mut())?;
+        let caller_pkg =
+            Package::from_bytes("bench:caller", None, caller.to_vec(), graph.types_mut())?;
         let caller_pkg = graph.register_package(caller_pkg)?;
         let callee_node = graph.instantiate(callee_pkg);
         let caller_node = graph.instantiate(caller_pkg);
@@ -280,13 +310,19 @@ impl SyncDriver {
         let mut target = linker.instance(TARGET).anyhow()?;
         target
             .func_wrap("add", |mut store, (a, b): (u32, u32)| {
-                let f = store.data().add.ok_or_else(|| wasmtime::format_err!("add not set"))?;
+                let f = store
+                    .data()
+                    .add
+                    .ok_or_else(|| wasmtime::format_err!("add not set"))?;
                 f.call(&mut store, (a, b))
             })
             .anyhow()?;
         target
             .func_wrap("echo", |mut store, (s,): (String,)| {
-                let f = store.data().echo.ok_or_else(|| wasmtime::format_err!("echo not set"))?;
+                let f = store
+                    .data()
+                    .echo
+                    .ok_or_else(|| wasmtime::format_err!("echo not set"))?;
                 f.call(&mut store, (s,))
             })
             .anyhow()?;
@@ -311,7 +347,11 @@ impl Driver for SyncDriver {
         Ok(self.run_add.call(&mut self.store, (n,)).anyhow()?.0)
     }
     fn run_echo(&mut self, n: u32, s: &str) -> Result<u32> {
-        Ok(self.run_echo.call(&mut self.store, (n, s.to_string())).anyhow()?.0)
+        Ok(self
+            .run_echo
+            .call(&mut self.store, (n, s.to_string()))
+            .anyhow()?
+            .0)
     }
 }
 
@@ -323,7 +363,12 @@ impl Driver for Floor {
         Ok(self.0.local_add.call(&mut self.0.store, (n,)).anyhow()?.0)
     }
     fn run_echo(&mut self, n: u32, s: &str) -> Result<u32> {
-        Ok(self.0.local_echo.call(&mut self.0.store, (n, s.to_string())).anyhow()?.0)
+        Ok(self
+            .0
+            .local_echo
+            .call(&mut self.0.store, (n, s.to_string()))
+            .anyhow()?
+            .0)
     }
 }
 

@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
-use wasmtime::component::Component;
 use wasmtime::Engine;
+use wasmtime::component::Component;
 
 /// Where compiled artifacts live: `$AMIMONO_CACHE_DIR`, else
 /// `$XDG_CACHE_HOME/amimono`, else `~/.cache/amimono`. `None` disables the cache.
@@ -27,7 +27,9 @@ pub fn cache_dir() -> Option<PathBuf> {
 /// Compiles `bytes` for `engine`, or loads the compiled form from the cache.
 pub fn compile(engine: &Engine, bytes: &[u8], what: &str) -> Result<Component> {
     let Some(dir) = cache_dir() else {
-        return Component::new(engine, bytes).anyhow().with_context(|| format!("compiling {what}"));
+        return Component::new(engine, bytes)
+            .anyhow()
+            .with_context(|| format!("compiling {what}"));
     };
     let path = dir.join(format!("{}.cwasm", cache_key(engine, bytes)));
     if path.exists() {
@@ -44,7 +46,9 @@ pub fn compile(engine: &Engine, bytes: &[u8], what: &str) -> Result<Component> {
         }
     }
     let started = std::time::Instant::now();
-    let component = Component::new(engine, bytes).anyhow().with_context(|| format!("compiling {what}"))?;
+    let component = Component::new(engine, bytes)
+        .anyhow()
+        .with_context(|| format!("compiling {what}"))?;
     tracing::debug!(what, ms = started.elapsed().as_millis() as u64, "compiled");
     if let Err(e) = store(&dir, &path, &component) {
         tracing::warn!(dir = %dir.display(), error = %format!("{e:#}"), "cannot write compiled artifact to the cache");
@@ -54,7 +58,10 @@ pub fn compile(engine: &Engine, bytes: &[u8], what: &str) -> Result<Component> {
 
 fn store(dir: &std::path::Path, path: &std::path::Path, component: &Component) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let bytes = component.serialize().anyhow().context("serializing the compiled component")?;
+    let bytes = component
+        .serialize()
+        .anyhow()
+        .context("serializing the compiled component")?;
     let temp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&temp, bytes).with_context(|| format!("writing {}", temp.display()))?;
     std::fs::rename(&temp, path).with_context(|| format!("renaming to {}", path.display()))?;

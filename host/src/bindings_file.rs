@@ -55,7 +55,9 @@ pub enum BindingsError {
     #[error("invalid bindings file (AMIMONO_BINDINGS):\n{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n\n"))]
     Invalid(Vec<Diagnostic>),
     /// A component this process serves has no entry.
-    #[error("bindings file `{path}` has no entry for component `{label}` (binding `{binding}`, job `{job}`); add:\n[components.{label}]\ntype = \"{binding}\"\ninternal = \"127.0.0.1:<port>\"\nexternal = \"http://127.0.0.1:<port>\"")]
+    #[error(
+        "bindings file `{path}` has no entry for component `{label}` (binding `{binding}`, job `{job}`); add:\n[components.{label}]\ntype = \"{binding}\"\ninternal = \"127.0.0.1:<port>\"\nexternal = \"http://127.0.0.1:<port>\""
+    )]
     MissingEntry {
         /// The bindings file.
         path: PathBuf,
@@ -119,7 +121,11 @@ impl Bindings {
                         "app `{}` has no component `{}` (components: {})",
                         app.name(),
                         label.get_ref(),
-                        app.components.keys().cloned().collect::<Vec<_>>().join(", ")
+                        app.components
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
                 continue;

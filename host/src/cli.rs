@@ -4,7 +4,7 @@
 use crate::app::App;
 use crate::bindings_file::Bindings;
 use crate::config_json::app_config;
-use crate::placement::{Placement, CONFIG_JOB, LOCAL_JOB};
+use crate::placement::{CONFIG_JOB, LOCAL_JOB, Placement};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::collections::BTreeMap;

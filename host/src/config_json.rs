@@ -5,7 +5,7 @@
 
 use crate::app::App;
 use crate::bindings_file::Bindings;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 /// The config of `app`, with addresses from `bindings` when given.
 pub fn app_config(app: &App, bindings: Option<&Bindings>) -> Value {

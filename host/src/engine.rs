@@ -38,5 +38,7 @@ pub fn new_engine(use_: EngineUse) -> Result<Engine> {
             .max_memory_size(1 << 30);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
-    Engine::new(&config).anyhow().context("creating the wasmtime engine")
+    Engine::new(&config)
+        .anyhow()
+        .context("creating the wasmtime engine")
 }

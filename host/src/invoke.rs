@@ -3,7 +3,7 @@
 //! in its graph with every other component colocated, as under `_local`.
 
 use crate::app::{App, LoadedComponent};
-use crate::engine::{new_engine, EngineUse};
+use crate::engine::{EngineUse, new_engine};
 use crate::host_state::HostState;
 use crate::job::{compose_graph, prepare_graph};
 use crate::placement::Placement;
@@ -11,8 +11,8 @@ use crate::runtime_interface::RuntimeFacts;
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
 use std::sync::Arc;
-use wasmtime::component::{wasm_wave, Type, Val};
 use wasmtime::Store;
+use wasmtime::component::{Type, Val, wasm_wave};
 
 /// Why a call could not be made or failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +39,9 @@ pub enum CallError {
         available: String,
     },
     /// Several exported interfaces have a function of that name.
-    #[error("component `{label}` exports several functions named `{function}`: {candidates}; qualify it as `<interface>#{function}`")]
+    #[error(
+        "component `{label}` exports several functions named `{function}`: {candidates}; qualify it as `<interface>#{function}`"
+    )]
     AmbiguousFunction {
         /// The component.
         label: String,
@@ -102,8 +104,8 @@ pub fn resolve_function(component: &LoadedComponent, spec: &str) -> Result<Funct
     let mut available = Vec::new();
     for export in &component.world.exports {
         let name = crate::app::InterfaceName::parse(&export.name);
-        let interface_matches = interface
-            .is_none_or(|i| i == export.name || i == name.path || i == name.interface());
+        let interface_matches =
+            interface.is_none_or(|i| i == export.name || i == name.path || i == name.interface());
         if export.is_interface {
             for f in &export.functions {
                 let candidate = FunctionRef {
@@ -163,11 +165,18 @@ pub async fn call(
     function: &str,
     args: &[String],
 ) -> Result<CallOutcome> {
-    let component = app.component(label).ok_or_else(|| CallError::UnknownComponent {
-        app: app.name().to_string(),
-        label: label.to_string(),
-        known: app.components.keys().cloned().collect::<Vec<_>>().join(", "),
-    })?;
+    let component = app
+        .component(label)
+        .ok_or_else(|| CallError::UnknownComponent {
+            app: app.name().to_string(),
+            label: label.to_string(),
+            known: app
+                .components
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
     let target = resolve_function(component, function)?;
     let engine = new_engine(EngineUse::OneShot)?;
     let placement = Placement::local(app);
@@ -192,7 +201,12 @@ pub async fn call(
         }
         None => graph.component.get_export_index(None, &target.function),
     }
-    .with_context(|| format!("the graph of `{label}` does not export `{}`", target.qualified()))?;
+    .with_context(|| {
+        format!(
+            "the graph of `{label}` does not export `{}`",
+            target.qualified()
+        )
+    })?;
     let func = instance
         .get_func(&mut store, func_index)
         .with_context(|| format!("`{}` is not a function", target.qualified()))?;
@@ -225,9 +239,7 @@ pub async fn call(
         .collect::<Result<_>>()?;
     Ok(CallOutcome {
         wave: rendered.join(", "),
-        is_err: results
-            .iter()
-            .any(|v| matches!(v, Val::Result(Err(_)))),
+        is_err: results.iter().any(|v| matches!(v, Val::Result(Err(_)))),
     })
 }
 

@@ -7,7 +7,7 @@ use crate::app::App;
 use crate::artifact_cache;
 use crate::host_state::HostState;
 use crate::link::compose::runtime_import_name;
-use crate::link::{compose, plan_graph, GraphPlan, HostInterface, LinkError, Route};
+use crate::link::{GraphPlan, HostInterface, LinkError, Route, compose, plan_graph};
 use crate::placement::Placement;
 use crate::runtime_interface::{self, RuntimeFacts};
 use crate::wasmtime_error::IntoAnyhow;
@@ -15,8 +15,8 @@ use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
-use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::Engine;
+use wasmtime::component::{Component, InstancePre, Linker};
 
 /// Every link problem of a job, reported together.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -96,9 +96,7 @@ fn reject_remote(app: &App, placement: &Placement, plan: &GraphPlan) -> Result<(
         .wires
         .iter()
         .filter_map(|wire| match &wire.route {
-            Route::Remote {
-                exporter, job, ..
-            } => Some(LinkError::CrossJob {
+            Route::Remote { exporter, job, .. } => Some(LinkError::CrossJob {
                 component: wire.importer.clone(),
                 job: app
                     .component(&wire.importer)
@@ -154,9 +152,15 @@ pub fn prepare_graph(
 
 /// A linker with WASI, WASI-HTTP, and the runtime interface of each member
 /// that imports it.
-fn linker_for(engine: &Engine, plan: &GraphPlan, facts: &Arc<RuntimeFacts>) -> Result<Linker<HostState>> {
+fn linker_for(
+    engine: &Engine,
+    plan: &GraphPlan,
+    facts: &Arc<RuntimeFacts>,
+) -> Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).anyhow().context("adding WASI to the linker")?;
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        .anyhow()
+        .context("adding WASI to the linker")?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
         .anyhow()
         .context("adding WASI-HTTP to the linker")?;

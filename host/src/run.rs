@@ -3,12 +3,12 @@
 
 use crate::app::App;
 use crate::bindings_file::Bindings;
-use crate::engine::{new_engine, EngineUse};
+use crate::engine::{EngineUse, new_engine};
 use crate::job::{compose_job, prepare_graph};
 use crate::manifest::BindingType;
 use crate::placement::Placement;
 use crate::runtime_interface::{BindingFact, RuntimeFacts};
-use crate::serve::http::{serve, HttpComponent};
+use crate::serve::http::{HttpComponent, serve};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -70,13 +70,20 @@ pub async fn run(app: App, placement: Placement, bindings: Option<Bindings>) -> 
         let listener = TcpListener::bind(address)
             .await
             .with_context(|| format!("listening on {address} for component `{label}`"))?;
-        let local = listener.local_addr().context("reading the listener's address")?;
+        let local = listener
+            .local_addr()
+            .context("reading the listener's address")?;
         let url = external.unwrap_or_else(|| format!("http://{local}"));
         served.insert(label.clone(), url);
         listeners.push((label.clone(), listener));
     }
 
-    let facts = Arc::new(runtime_facts(&app, &placement.job, bindings.as_ref(), &served));
+    let facts = Arc::new(runtime_facts(
+        &app,
+        &placement.job,
+        bindings.as_ref(),
+        &served,
+    ));
     let engine = new_engine(EngineUse::Serving)?;
     let mut servers = Vec::new();
     for (label, listener) in listeners {

@@ -26,10 +26,16 @@ fn assert_clean_failure(code: Option<i32>, stderr: &str) {
 
 #[test]
 fn malformed_manifest_names_file_line_and_column() {
-    let app = temp_app("[app]\nname = \"x\"\n\n[components.a]\nsource = \"a.wasm\"\nbinding = \"htp\"\n");
+    let app =
+        temp_app("[app]\nname = \"x\"\n\n[components.a]\nsource = \"a.wasm\"\nbinding = \"htp\"\n");
     let (code, err) = run_local(&app);
     assert_clean_failure(code, &err);
-    assert!(err.contains("amimono.toml:6:11: unknown variant `htp`, expected one of `http`, `rpc`, `none`"), "{err}");
+    assert!(
+        err.contains(
+            "amimono.toml:6:11: unknown variant `htp`, expected one of `http`, `rpc`, `none`"
+        ),
+        "{err}"
+    );
     assert!(err.contains("6 | binding = \"htp\""), "{err}");
 
     let app = temp_app("[app\nname = 1\n");
@@ -47,15 +53,27 @@ fn manifest_rules_are_all_reported_at_once() {
     assert_clean_failure(code, &err);
     assert!(err.contains("invalid manifest (4 problems)"), "{err}");
     assert!(err.contains(":2:8: invalid app name `Bad_Name`"), "{err}");
-    assert!(err.contains(":11:20: job `one` lists component `zz`, which the manifest does not define"), "{err}");
-    assert!(err.contains(":14:15: component `a` placed multiple times: in job `one` and in job `two`"), "{err}");
-    assert!(err.contains(":7:13: component `b` is not placed in any job"), "{err}");
+    assert!(
+        err.contains(":11:20: job `one` lists component `zz`, which the manifest does not define"),
+        "{err}"
+    );
+    assert!(
+        err.contains(":14:15: component `a` placed multiple times: in job `one` and in job `two`"),
+        "{err}"
+    );
+    assert!(
+        err.contains(":7:13: component `b` is not placed in any job"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_manifest_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run_amimono(&["run", dir.path().to_str().unwrap()], &[("AMIMONO_JOB", "_local")]);
+    let out = run_amimono(
+        &["run", dir.path().to_str().unwrap()],
+        &[("AMIMONO_JOB", "_local")],
+    );
     let (_, err) = texts(&out);
     assert_clean_failure(out.status.code(), &err);
     assert!(err.contains("cannot read manifest"), "{err}");
@@ -69,24 +87,34 @@ fn missing_wasm_file_names_the_component_and_how_to_build_it() {
     );
     let (code, err) = run_local(&app);
     assert_clean_failure(code, &err);
-    assert!(err.contains("amimono.toml:5:10: component `cart`: wasm file"), "{err}");
+    assert!(
+        err.contains("amimono.toml:5:10: component `cart`: wasm file"),
+        "{err}"
+    );
     assert!(err.contains("nope/cart.wasm` does not exist"), "{err}");
     assert!(err.contains("build it first: `make cart`"), "{err}");
 }
 
 #[test]
 fn a_file_that_is_not_a_component_is_named() {
-    let app = temp_app("[app]\nname = \"x\"\n\n[components.junk]\nsource = \"junk.wasm\"\n\n[jobs.one]\ncomponents = [\"junk\"]\n");
+    let app = temp_app(
+        "[app]\nname = \"x\"\n\n[components.junk]\nsource = \"junk.wasm\"\n\n[jobs.one]\ncomponents = [\"junk\"]\n",
+    );
     std::fs::write(app.path().join("junk.wasm"), b"\0asm\x01\0\0\0").unwrap();
     let (code, err) = run_local(&app);
     assert_clean_failure(code, &err);
     assert!(err.contains("component `junk`"), "{err}");
-    assert!(err.contains("is not a usable WebAssembly component"), "{err}");
+    assert!(
+        err.contains("is not a usable WebAssembly component"),
+        "{err}"
+    );
 }
 
 #[test]
 fn http_binding_without_a_handler_is_refused() {
-    let app = temp_app("[app]\nname = \"x\"\n\n[components.phrasebook]\nbinding = \"http\"\nsource = \"{wasm:hello_phrasebook}\"\n\n[jobs.one]\ncomponents = [\"phrasebook\"]\n");
+    let app = temp_app(
+        "[app]\nname = \"x\"\n\n[components.phrasebook]\nbinding = \"http\"\nsource = \"{wasm:hello_phrasebook}\"\n\n[jobs.one]\ncomponents = [\"phrasebook\"]\n",
+    );
     let (code, err) = run_local(&app);
     assert_clean_failure(code, &err);
     assert!(err.contains("component `phrasebook` has binding `http` but does not export `wasi:http/incoming-handler`"), "{err}");
@@ -148,7 +176,10 @@ fn a_link_to_a_component_that_does_not_export_the_interface_is_refused() {
     ));
     let (code, _, err) = call_in(&app, &["greeter", "greet", "\"x\""]);
     assert_clean_failure(code, &err);
-    assert!(err.contains("component `greeter` cannot link an import to itself"), "{err}");
+    assert!(
+        err.contains("component `greeter` cannot link an import to itself"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -171,8 +202,17 @@ fn wit_mismatch_between_importer_and_exporter_is_named() {
 
 #[test]
 fn bad_job_arguments_are_reported() {
-    let out = run_amimono(&["run", "examples/hello"], &[("AMIMONO_JOB", "_local"), ("AMIMONO_BINDINGS", "/nonexistent/b.toml")]);
+    let out = run_amimono(
+        &["run", "examples/hello"],
+        &[
+            ("AMIMONO_JOB", "_local"),
+            ("AMIMONO_BINDINGS", "/nonexistent/b.toml"),
+        ],
+    );
     let (_, err) = texts(&out);
     assert_clean_failure(out.status.code(), &err);
-    assert!(err.contains("cannot read bindings file `/nonexistent/b.toml`"), "{err}");
+    assert!(
+        err.contains("cannot read bindings file `/nonexistent/b.toml`"),
+        "{err}"
+    );
 }

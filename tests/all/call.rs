@@ -43,7 +43,10 @@ fn lists_options_and_several_arguments() {
     assert!(out.contains(r#"message: "Hallo, Jo!""#), "{out}");
     let (code, out, _) = call(&["phrasebook", "phrase", "none"]);
     assert_eq!(code, Some(0));
-    assert_eq!(out.trim(), r#"some({language: "en", template: "Hello, {name}!"})"#);
+    assert_eq!(
+        out.trim(),
+        r#"some({language: "en", template: "Hello, {name}!"})"#
+    );
     let (code, out, _) = call(&["phrasebook", "phrase", r#"some("xx")"#]);
     assert_eq!((code, out.trim()), (Some(0), "none"));
     let (code, out, _) = call(&["phrasebook", "hello:app/phrasebook#languages"]);
@@ -54,7 +57,10 @@ fn lists_options_and_several_arguments() {
 fn unknown_function_lists_what_exists() {
     let (code, _, err) = call(&["greeter", "greeet", "\"x\""]);
     assert_eq!(code, Some(1));
-    assert!(err.contains("component `greeter` exports no function `greeet`"), "{err}");
+    assert!(
+        err.contains("component `greeter` exports no function `greeet`"),
+        "{err}"
+    );
     assert!(err.contains("hello:app/greeter@0.1.0#greet"), "{err}");
 }
 

@@ -46,7 +46,14 @@ fn a_cargo_component_build_loads_and_links() {
         built.display()
     ));
     let out = run_amimono(
-        &["call", app.path().to_str().unwrap(), "greeter", "greet-in", "\"world\"", "some(\"es\")"],
+        &[
+            "call",
+            app.path().to_str().unwrap(),
+            "greeter",
+            "greet-in",
+            "\"world\"",
+            "some(\"es\")",
+        ],
         &[],
     );
     let (stdout, stderr) = texts(&out);

@@ -16,13 +16,21 @@ fn config_prints_the_app_as_json() {
     assert_eq!(jobs.keys().collect::<Vec<_>>(), ["backend", "web"]);
     let frontend = &config["jobs"]["web"]["components"]["frontend"];
     assert_eq!(frontend["binding"]["type"], "http");
-    assert_eq!(config["jobs"]["backend"]["components"]["greeter"]["binding"]["type"], "rpc");
-    assert_eq!(config["jobs"]["backend"]["components"]["phrasebook"]["binding"]["type"], "rpc");
-    assert!(frontend["imports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|i| i == "hello:app/greeter@0.1.0"));
+    assert_eq!(
+        config["jobs"]["backend"]["components"]["greeter"]["binding"]["type"],
+        "rpc"
+    );
+    assert_eq!(
+        config["jobs"]["backend"]["components"]["phrasebook"]["binding"]["type"],
+        "rpc"
+    );
+    assert!(
+        frontend["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i == "hello:app/greeter@0.1.0")
+    );
     // The revision is stable across runs.
     let again = run_amimono(&["run", "examples/hello"], &[("AMIMONO_JOB", "_config")]);
     let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
@@ -40,7 +48,10 @@ fn config_includes_addresses_from_the_bindings_file() {
     .unwrap();
     let out = run_amimono(
         &["run", "examples/hello"],
-        &[("AMIMONO_JOB", "_config"), ("AMIMONO_BINDINGS", bindings.to_str().unwrap())],
+        &[
+            ("AMIMONO_JOB", "_config"),
+            ("AMIMONO_BINDINGS", bindings.to_str().unwrap()),
+        ],
     );
     let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let binding = &config["jobs"]["web"]["components"]["frontend"]["binding"];

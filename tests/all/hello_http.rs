@@ -1,6 +1,6 @@
 //! The hello example served over HTTP, all jobs in one process.
 
-use amimono_tests::{free_port, get, hello_app, run_amimono, temp_app, texts, Host};
+use amimono_tests::{Host, free_port, get, hello_app, run_amimono, temp_app, texts};
 use std::time::Duration;
 
 fn local_host() -> Host {
@@ -16,7 +16,10 @@ fn hello_world_over_http() {
     assert_eq!(reply.status, 200, "{reply:?}");
     assert!(reply.body.contains("Hello, world!"), "{reply:?}");
     let reply = get(&format!("{url}/hello/Marie?lang=fr"));
-    assert_eq!((reply.status, reply.body.as_str()), (200, "Bonjour, Marie !\n"));
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "Bonjour, Marie !\n")
+    );
 }
 
 #[test]
@@ -34,7 +37,11 @@ fn bad_names_are_4xx_from_result_errors_not_traps() {
     assert_eq!(reply.status, 404, "{reply:?}");
     assert!(reply.body.contains("tlh"), "{reply:?}");
     // None of these trapped: the host logged no failed request.
-    assert!(!host.stderr().contains("request failed"), "{}", host.stderr());
+    assert!(
+        !host.stderr().contains("request failed"),
+        "{}",
+        host.stderr()
+    );
 }
 
 #[test]
@@ -49,7 +56,10 @@ fn lists_cross_the_boundaries() {
     assert!(lines[1].starts_with("error"), "{reply:?}");
     assert_eq!(lines[2], "Hello, bob!");
     let reply = get(&format!("{url}/languages"));
-    assert_eq!(reply.body.lines().collect::<Vec<_>>(), ["de", "en", "es", "fr"]);
+    assert_eq!(
+        reply.body.lines().collect::<Vec<_>>(),
+        ["de", "en", "es", "fr"]
+    );
 }
 
 #[test]
@@ -125,7 +135,11 @@ fn bindings_file_gives_addresses() {
 fn bindings_file_without_an_entry_for_a_served_component_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let bindings = dir.path().join("b.toml");
-    std::fs::write(&bindings, "[components.greeter]\ntype = \"rpc\"\ninternal = \"127.0.0.1:9\"\n").unwrap();
+    std::fs::write(
+        &bindings,
+        "[components.greeter]\ntype = \"rpc\"\ninternal = \"127.0.0.1:9\"\n",
+    )
+    .unwrap();
     let out = run_amimono(
         &["run", "examples/hello"],
         &[
@@ -157,8 +171,14 @@ fn bindings_file_errors_point_at_the_line() {
     );
     let (_, err) = texts(&out);
     assert!(!out.status.success());
-    assert!(err.contains("b.toml:3:12: `internal` must be an IP address and port"), "{err}");
-    assert!(err.contains("b.toml:5:13: app `hello` has no component `nope`"), "{err}");
+    assert!(
+        err.contains("b.toml:3:12: `internal` must be an IP address and port"),
+        "{err}"
+    );
+    assert!(
+        err.contains("b.toml:5:13: app `hello` has no component `nope`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -188,9 +208,19 @@ source = "{wasm:fixture_trap_http}"
 components = ["frontend", "greeter", "phrasebook", "probe"]
 "#,
     );
-    let host = Host::start(app.path(), &[("AMIMONO_JOB", "all")], &["frontend", "probe"]);
+    let host = Host::start(
+        app.path(),
+        &[("AMIMONO_JOB", "all")],
+        &["frontend", "probe"],
+    );
     assert_ne!(host.url("frontend"), host.url("probe"));
-    assert_eq!(get(&format!("{}/hello/world", host.url("frontend"))).body, "Hello, world!\n");
-    assert_eq!(get(&format!("{}/label", host.url("probe"))).body.trim(), "probe");
+    assert_eq!(
+        get(&format!("{}/hello/world", host.url("frontend"))).body,
+        "Hello, world!\n"
+    );
+    assert_eq!(
+        get(&format!("{}/label", host.url("probe"))).body.trim(),
+        "probe"
+    );
     assert!(host.wait_for_log("job running", Duration::from_secs(5)));
 }

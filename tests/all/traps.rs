@@ -1,6 +1,6 @@
 //! A guest trap fails its own request only; instances are per request.
 
-use amimono_tests::{get, temp_app, Host};
+use amimono_tests::{Host, get, temp_app};
 use std::time::Duration;
 
 const PROBE_APP: &str = "[app]\nname = \"probe\"\n\n[components.probe]\nbinding = \"http\"\nsource = \"{wasm:fixture_trap_http}\"\n\n[jobs.one]\ncomponents = [\"probe\"]\n";
@@ -19,7 +19,11 @@ fn a_trap_is_a_500_logged_with_the_label_and_the_next_request_succeeds() {
         "{}",
         host.stderr()
     );
-    assert!(host.stderr().contains("request failed"), "{}", host.stderr());
+    assert!(
+        host.stderr().contains("request failed"),
+        "{}",
+        host.stderr()
+    );
     for _ in 0..3 {
         let reply = get(&format!("{url}/"));
         assert_eq!((reply.status, reply.body.as_str()), (200, "ok\n"));
@@ -31,6 +35,9 @@ fn memory_does_not_survive_between_requests() {
     let app = temp_app(PROBE_APP);
     let host = Host::start(app.path(), &[("AMIMONO_JOB", "one")], &["probe"]);
     for _ in 0..3 {
-        assert_eq!(get(&format!("{}/count", host.url("probe"))).body.trim(), "1");
+        assert_eq!(
+            get(&format!("{}/count", host.url("probe"))).body.trim(),
+            "1"
+        );
     }
 }

@@ -16,7 +16,7 @@
 mod cmd;
 mod guests;
 
-use cmd::{run, Cmd};
+use cmd::{Cmd, run};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -89,7 +89,9 @@ fn start_cargo_component_install() -> Result<Option<std::process::Child>, String
     if cargo_component_path().exists() {
         return Ok(None);
     }
-    eprintln!("xtask: installing cargo-component {CARGO_COMPONENT_VERSION} under target/tools (background)");
+    eprintln!(
+        "xtask: installing cargo-component {CARGO_COMPONENT_VERSION} under target/tools (background)"
+    );
     let log = std::fs::File::create(root().join("target/tools-install.log"))
         .map_err(|e| format!("creating target/tools-install.log: {e}"))?;
     cargo()
@@ -109,13 +111,20 @@ fn start_cargo_component_install() -> Result<Option<std::process::Child>, String
 }
 
 fn test() -> Result<(), String> {
-    std::fs::create_dir_all(root().join("target"))
-        .map_err(|e| format!("creating target/: {e}"))?;
+    std::fs::create_dir_all(root().join("target")).map_err(|e| format!("creating target/: {e}"))?;
     let install = start_cargo_component_install()?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     build()?;
     eprintln!("xtask: clippy (host target)");
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--release", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--release",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     eprintln!("xtask: clippy (guests, {})", guests::TARGET);
     let mut guest_clippy = cargo().args(["clippy", "--release", "--target", guests::TARGET]);
     for p in guests::packages(&root())? {
@@ -124,7 +133,9 @@ fn test() -> Result<(), String> {
     run(guest_clippy.args(["--", "-D", "warnings"]))?;
     if let Some(mut child) = install {
         eprintln!("xtask: waiting for the cargo-component install");
-        let status = child.wait().map_err(|e| format!("waiting for cargo install: {e}"))?;
+        let status = child
+            .wait()
+            .map_err(|e| format!("waiting for cargo install: {e}"))?;
         if !status.success() {
             return Err(format!(
                 "installing cargo-component failed ({status}); see target/tools-install.log"

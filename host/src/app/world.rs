@@ -72,7 +72,10 @@ impl WorldShape {
     }
 }
 
-fn shape<'a>(types: &Types, items: impl Iterator<Item = (&'a String, &'a ItemKind)>) -> Vec<ItemShape> {
+fn shape<'a>(
+    types: &Types,
+    items: impl Iterator<Item = (&'a String, &'a ItemKind)>,
+) -> Vec<ItemShape> {
     items
         .filter(|(_, kind)| !matches!(kind, ItemKind::Type(_)))
         .map(|(name, kind)| match kind {

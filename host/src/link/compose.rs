@@ -4,9 +4,9 @@
 //! runtime interface is renamed per member, so the host can tell members
 //! apart; WASI and remote imports stay imports of the composition.
 
+use super::LinkError;
 use super::plan::GraphPlan;
 use super::router::{HostInterface, Route};
-use super::LinkError;
 use crate::app::App;
 use std::collections::BTreeMap;
 use wac_graph::types::Package;

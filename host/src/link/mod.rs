@@ -8,8 +8,8 @@ pub mod plan;
 pub mod router;
 
 pub use compose::compose;
-pub use plan::{plan_graph, GraphPlan, Wire};
-pub use router::{route, HostInterface, Route};
+pub use plan::{GraphPlan, Wire, plan_graph};
+pub use router::{HostInterface, Route, route};
 
 /// Why a job's components cannot be linked. Every message names the
 /// components and the import at fault and says how to fix it.

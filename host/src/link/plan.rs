@@ -3,8 +3,8 @@
 //! import routed. One instance of each member serves all of its importers in
 //! the graph.
 
-use super::router::{route, Route};
 use super::LinkError;
+use super::router::{Route, route};
 use crate::app::App;
 use crate::placement::Placement;
 use std::collections::BTreeMap;

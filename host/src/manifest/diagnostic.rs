@@ -34,7 +34,9 @@ impl Diagnostic {
             .map_or(source.len(), |i| start + i);
         let line = source[..start].matches('\n').count() + 1;
         let column = source[line_start..start].chars().count() + 1;
-        let line_text = source[line_start..line_end].trim_end_matches('\r').to_string();
+        let line_text = source[line_start..line_end]
+            .trim_end_matches('\r')
+            .to_string();
         let width = source[start..end.min(line_end)].chars().count().max(1);
         Diagnostic {
             file: file.to_path_buf(),

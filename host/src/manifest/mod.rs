@@ -7,7 +7,7 @@ mod diagnostic;
 mod names;
 
 pub use diagnostic::Diagnostic;
-pub use names::{is_kebab_name, KEBAB_RULE};
+pub use names::{KEBAB_RULE, is_kebab_name};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -23,7 +23,9 @@ mod tests {
         for ok in ["a", "frontend", "cart-service", "svc2", "a-b2-c"] {
             assert!(is_kebab_name(ok), "{ok}");
         }
-        for bad in ["", "Front", "a--b", "-a", "a-", "2svc", "a-2", "a_b", "_local"] {
+        for bad in [
+            "", "Front", "a--b", "-a", "a-", "2svc", "a-2", "a_b", "_local",
+        ] {
             assert!(!is_kebab_name(bad), "{bad}");
         }
     }

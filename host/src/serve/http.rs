@@ -12,11 +12,11 @@ use hyper::server::conn::http1;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use wasmtime::Store;
-use wasmtime_wasi_http::io::TokioIo;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// An HTTP-bound component ready to serve.
 pub struct HttpComponent {
@@ -110,7 +110,9 @@ async fn try_handle(
     });
     match receiver.await {
         Ok(Ok(response)) => Ok(response),
-        Ok(Err(code)) => Err(anyhow::anyhow!("the component answered with error {code:?}")),
+        Ok(Err(code)) => Err(anyhow::anyhow!(
+            "the component answered with error {code:?}"
+        )),
         Err(_) => {
             let e = match task.await {
                 Ok(Ok(())) => anyhow::anyhow!("the component returned without setting a response"),
