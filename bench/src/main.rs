@@ -5,6 +5,7 @@
 //! `target/bench/results.json`.
 
 mod colocated;
+mod instantiate;
 mod stats;
 
 use anyhow::{Context, Result};
@@ -18,7 +19,9 @@ fn main() -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("."));
     let pf1 = colocated::run(&root, quick)?;
     println!("{}", pf1.table());
-    let results = serde_json::json!({ "PF1": pf1.json() });
+    let instantiation = instantiate::run(&root, quick)?;
+    println!("{}", instantiation.table());
+    let results = serde_json::json!({ "PF1": pf1.json(), "instantiation": instantiation.json() });
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("results.json");

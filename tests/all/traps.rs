@@ -41,3 +41,33 @@ fn memory_does_not_survive_between_requests() {
         );
     }
 }
+
+#[test]
+fn a_trap_in_amimono_call_exits_1_with_the_trap_message() {
+    let app = temp_app(PROBE_APP);
+    let out = amimono_tests::run_amimono(
+        &[
+            "call",
+            app.path().to_str().unwrap(),
+            "probe",
+            "boom",
+            "\"kaboom\"",
+        ],
+        &[],
+    );
+    let (stdout, stderr) = amimono_tests::texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("component `probe` trapped in `fixtures:probe/control@0.1.0#boom`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("kaboom"), "{stderr}");
+    assert!(!stderr.contains("thread 'main' panicked"), "{stderr}");
+    // The runtime interface answers the component's own label in a call too.
+    let out = amimono_tests::run_amimono(
+        &["call", app.path().to_str().unwrap(), "probe", "whoami"],
+        &[],
+    );
+    assert_eq!(amimono_tests::texts(&out).0.trim(), "\"probe\"");
+}

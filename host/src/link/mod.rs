@@ -135,3 +135,6 @@ fn suggest(close: &[(String, String)]) -> String {
         )
     }
 }
+
+#[cfg(test)]
+mod tests;
