@@ -5,6 +5,7 @@
 //! `target/bench/results.json`.
 
 mod colocated;
+mod http_load;
 mod instantiate;
 mod stats;
 
@@ -21,7 +22,13 @@ fn main() -> Result<()> {
     println!("{}", pf1.table());
     let instantiation = instantiate::run(&root, quick)?;
     println!("{}", instantiation.table());
-    let results = serde_json::json!({ "PF1": pf1.json(), "instantiation": instantiation.json() });
+    let http = http_load::run(&root, quick)?;
+    println!("{}", http.table());
+    let results = serde_json::json!({
+        "PF1": pf1.json(),
+        "instantiation": instantiation.json(),
+        "http": http.json(),
+    });
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("results.json");

@@ -4,8 +4,8 @@
 //! - `cargo xtask build`: installs what is missing (the `wasm32-wasip2` target),
 //!   builds every guest component (examples and test fixtures) and the host, release.
 //! - `cargo xtask test`: build, then formatting, clippy (host and guests), and
-//!   the whole test suite (unit tests and the integration tests in `tests/`).
-//!   `.ci/run` runs exactly this.
+//!   the whole test suite (unit tests and the integration tests in `tests/`),
+//!   then `bench --quick`. `.ci/run` runs exactly this.
 //! - `cargo xtask demo`: build, then run `examples/hello` with every job in one
 //!   process; prints its URL.
 //! - `cargo xtask bench [--quick]`: build, then run the benchmarks and print the table.
@@ -56,19 +56,20 @@ fn cargo() -> Cmd {
     Cmd::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).dir(root())
 }
 
-fn ensure_wasm_target() -> Result<(), String> {
+/// Installs the Rust target `target` with rustup if it is missing.
+fn ensure_rust_target(target: &str) -> Result<(), String> {
     let installed = Cmd::new("rustup")
         .args(["target", "list", "--installed"])
         .output()?;
-    if installed.lines().any(|l| l.trim() == guests::TARGET) {
+    if installed.lines().any(|l| l.trim() == target) {
         return Ok(());
     }
-    eprintln!("xtask: installing the {} target", guests::TARGET);
-    run(Cmd::new("rustup").args(["target", "add", guests::TARGET]))
+    eprintln!("xtask: installing the {target} target");
+    run(Cmd::new("rustup").args(["target", "add", target]))
 }
 
 fn build() -> Result<(), String> {
-    ensure_wasm_target()?;
+    ensure_rust_target(guests::TARGET)?;
     let packages = guests::packages(&root())?;
     eprintln!("xtask: building {} guest components", packages.len());
     let mut guest_build = cargo().args(["build", "--release", "--target", guests::TARGET]);
@@ -113,6 +114,8 @@ fn start_cargo_component_install() -> Result<Option<std::process::Child>, String
 fn test() -> Result<(), String> {
     std::fs::create_dir_all(root().join("target")).map_err(|e| format!("creating target/: {e}"))?;
     let install = start_cargo_component_install()?;
+    // cargo-component builds for wasm32-wasip1 (the cargo-component test).
+    ensure_rust_target("wasm32-wasip1")?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     build()?;
     eprintln!("xtask: clippy (host target)");
@@ -151,6 +154,16 @@ fn test() -> Result<(), String> {
         .env("AMIMONO_BIN", root().join("target/release/amimono"))
         .env("AMIMONO_CARGO_COMPONENT", cargo_component_path())
         .env("AMIMONO_CACHE_DIR", root().join("target/amimono-cache")))?;
+    eprintln!("xtask: quick benchmarks (so the suite cannot rot)");
+    run(cargo().args([
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "amimono-bench",
+        "--",
+        "--quick",
+    ]))?;
     eprintln!("xtask: all checks passed");
     Ok(())
 }
