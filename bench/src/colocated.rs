@@ -173,16 +173,7 @@ struct AmimonoDriver {
 
 impl AmimonoDriver {
     fn new(app_dir: &Path) -> Result<Self> {
-        let app = App::load(app_dir).map_err(|errors| {
-            anyhow::anyhow!(
-                "{}",
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            )
-        })?;
+        let app = App::load(app_dir)?;
         let engine = new_engine(EngineUse::Serving)?;
         let placement = Placement::local(&app);
         let facts = Arc::new(RuntimeFacts::default());

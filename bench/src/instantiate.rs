@@ -48,16 +48,7 @@ impl Instantiation {
 /// Runs the measure.
 pub fn run(root: &Path, quick: bool) -> Result<Instantiation> {
     let (rounds, per_round) = if quick { (3, 200) } else { (7, 2000) };
-    let app = App::load(&root.join("examples/hello")).map_err(|errors| {
-        anyhow::anyhow!(
-            "{}",
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
+    let app = App::load(&root.join("examples/hello"))?;
     let placement = Placement::local(&app);
     let composed = compose_graph(&app, &placement, "frontend")?;
     let facts = Arc::new(RuntimeFacts::default());

@@ -56,18 +56,6 @@ pub enum Command {
 /// Exit status for a call that returned `err(...)`.
 pub const EXIT_ERR_RESULT: i32 = 2;
 
-/// Loads the app at `path`, turning every load problem into one error.
-pub fn load_app(path: &Path) -> Result<App> {
-    App::load(path).map_err(|errors| {
-        let text = errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n\n");
-        anyhow::anyhow!("{text}")
-    })
-}
-
 fn load_bindings(path: Option<&Path>, app: &App) -> Result<Option<Bindings>> {
     path.map(|p| Bindings::load(p, app).map_err(anyhow::Error::from))
         .transpose()
@@ -77,7 +65,7 @@ fn load_bindings(path: Option<&Path>, app: &App) -> Result<Option<Bindings>> {
 pub async fn execute(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Run { app, job, bindings } => {
-            let app = load_app(&app)?;
+            let app = App::load(&app)?;
             let job = job.with_context(|| {
                 format!(
                     "no job given: set AMIMONO_JOB (or --job) to one of {}, or `{LOCAL_JOB}` to run every job in one process, `{CONFIG_JOB}` to print the config",
@@ -103,7 +91,7 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             args,
             bindings,
         } => {
-            let app = load_app(&app)?;
+            let app = App::load(&app)?;
             let bindings = load_bindings(bindings.as_deref(), &app)?;
             let facts = Arc::new(crate::run::runtime_facts(
                 &app,

@@ -2,7 +2,7 @@
 //! targets wasm32-wasip1 and adapts the module to a component) loads and links
 //! like one built with plain `cargo build --target wasm32-wasip2`.
 
-use amimono_tests::{root, run_amimono, temp_app, texts};
+use amimono_tests::{Host, get, root, run_amimono, temp_app, texts};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -21,7 +21,7 @@ fn cargo_component() -> PathBuf {
 }
 
 #[test]
-fn a_cargo_component_build_loads_and_links() {
+fn the_hello_app_built_with_cargo_component_loads_links_and_serves() {
     let tool = cargo_component();
     let path = format!(
         "{}:{}",
@@ -31,7 +31,15 @@ fn a_cargo_component_build_loads_and_links() {
     let out = Command::new("cargo")
         .current_dir(root())
         .env("PATH", path)
-        .args(["component", "build", "--release", "-p", "hello-phrasebook"])
+        .args(["component", "build", "--release"])
+        .args([
+            "-p",
+            "hello-frontend",
+            "-p",
+            "hello-greeter",
+            "-p",
+            "hello-phrasebook",
+        ])
         .output()
         .unwrap();
     assert!(
@@ -39,11 +47,16 @@ fn a_cargo_component_build_loads_and_links() {
         "cargo component build failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let built = root().join("target/wasm32-wasip1/release/hello_phrasebook.wasm");
-    assert!(built.exists(), "{} missing", built.display());
+    let built = |name: &str| {
+        let path = root().join(format!("target/wasm32-wasip1/release/{name}.wasm"));
+        assert!(path.exists(), "{} missing", path.display());
+        path.display().to_string()
+    };
     let app = temp_app(&format!(
-        "[app]\nname = \"mixed\"\n\n[components.greeter]\nbinding = \"rpc\"\nsource = \"{{wasm:hello_greeter}}\"\n\n[components.phrasebook]\nbinding = \"rpc\"\nsource = \"{}\"\n\n[jobs.one]\ncomponents = [\"greeter\", \"phrasebook\"]\n",
-        built.display()
+        "[app]\nname = \"mixed\"\n\n[components.frontend]\nbinding = \"http\"\nsource = \"{}\"\n\n[components.greeter]\nbinding = \"rpc\"\nsource = \"{}\"\n\n[components.phrasebook]\nbinding = \"rpc\"\nsource = \"{}\"\n\n[jobs.one]\ncomponents = [\"frontend\", \"greeter\", \"phrasebook\"]\n",
+        built("hello_frontend"),
+        built("hello_greeter"),
+        built("hello_phrasebook"),
     ));
     let out = run_amimono(
         &[
@@ -59,4 +72,10 @@ fn a_cargo_component_build_loads_and_links() {
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("¡Hola, world!"), "{stdout}");
+    let host = Host::start(app.path(), &[("AMIMONO_JOB", "one")], &["frontend"]);
+    let reply = get(&format!("{}/hello/world", host.url("frontend")));
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "Hello, world!\n")
+    );
 }

@@ -52,6 +52,11 @@ pub enum AppError {
     },
 }
 
+/// Every problem found while loading an app, reported together.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n\n"))]
+pub struct AppLoadErrors(pub Vec<AppError>);
+
 /// One component, loaded.
 #[derive(Debug, Clone)]
 pub struct LoadedComponent {
@@ -85,8 +90,8 @@ impl App {
     /// Loads the app whose manifest is `path` (a file, or a directory holding
     /// `amimono.toml`), reading every component. Reports every missing or
     /// unusable component, not only the first.
-    pub fn load(path: &Path) -> Result<App, Vec<AppError>> {
-        let manifest = Manifest::load(path).map_err(|e| vec![AppError::from(e)])?;
+    pub fn load(path: &Path) -> Result<App, AppLoadErrors> {
+        let manifest = Manifest::load(path).map_err(|e| AppLoadErrors(vec![AppError::from(e)]))?;
         let mut components = BTreeMap::new();
         let mut errors = Vec::new();
         for spec in manifest.components.values() {
@@ -98,7 +103,7 @@ impl App {
             }
         }
         if !errors.is_empty() {
-            return Err(errors);
+            return Err(AppLoadErrors(errors));
         }
         let revision = revision::compute(&manifest, &components);
         Ok(App {
