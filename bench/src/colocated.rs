@@ -14,7 +14,7 @@ use crate::stats::median;
 use amimono::app::App;
 use amimono::engine::{EngineUse, new_engine};
 use amimono::host_state::HostState;
-use amimono::job::prepare_graph;
+use amimono::job::{LinkContext, prepare_graph};
 use amimono::placement::Placement;
 use amimono::runtime_interface::RuntimeFacts;
 use amimono::wasmtime_error::IntoAnyhow;
@@ -178,11 +178,11 @@ impl AmimonoDriver {
         let placement = Placement::local(&app);
         let facts = Arc::new(RuntimeFacts::default());
         let composed = amimono::job::compose_graph(&app, &placement, "caller")?;
-        let graph = prepare_graph(&engine, &facts, &composed)?;
+        let graph = prepare_graph(&engine, &app, &LinkContext::local(facts.clone()), &composed)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let mut store = Store::new(&engine, HostState::new());
+        let mut store = amimono::host_state::new_store(&engine);
         let instance = runtime
             .block_on(graph.pre.instantiate_async(&mut store))
             .anyhow()?;

@@ -6,8 +6,7 @@
 use crate::stats::median;
 use amimono::app::App;
 use amimono::engine::{EngineUse, new_engine};
-use amimono::host_state::HostState;
-use amimono::job::{compose_graph, prepare_graph};
+use amimono::job::{LinkContext, compose_graph, prepare_graph};
 use amimono::placement::Placement;
 use amimono::runtime_interface::RuntimeFacts;
 use amimono::wasmtime_error::IntoAnyhow;
@@ -15,7 +14,6 @@ use anyhow::Result;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
-use wasmtime::Store;
 
 /// Medians in µs per instantiation.
 pub struct Instantiation {
@@ -58,14 +56,19 @@ pub fn run(root: &Path, quick: bool) -> Result<Instantiation> {
     let mut graphs = Vec::new();
     for use_ in [EngineUse::Serving, EngineUse::OneShot] {
         let engine = new_engine(use_)?;
-        graphs.push(prepare_graph(&engine, &facts, &composed)?);
+        graphs.push(prepare_graph(
+            &engine,
+            &app,
+            &LinkContext::local(facts.clone()),
+            &composed,
+        )?);
     }
     let mut samples = [Vec::new(), Vec::new()];
     for _ in 0..rounds {
         for (i, graph) in graphs.iter().enumerate() {
             let started = Instant::now();
             for _ in 0..per_round {
-                let mut store = Store::new(graph.pre.engine(), HostState::new());
+                let mut store = amimono::host_state::new_store(graph.pre.engine());
                 runtime
                     .block_on(graph.pre.instantiate_async(&mut store))
                     .anyhow()?;

@@ -54,6 +54,18 @@ pub enum BindingsError {
     /// The file is malformed or does not fit the app.
     #[error("invalid bindings file (AMIMONO_BINDINGS):\n{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n\n"))]
     Invalid(Vec<Diagnostic>),
+    /// The file is pinned to another revision than the app's.
+    #[error(
+        "bindings file `{path}` is pinned to revision {pinned}, but this app is revision {revision}: refusing to start (deploy the bundle of revision {pinned}, or regenerate the bindings file)"
+    )]
+    RevisionPinned {
+        /// The bindings file.
+        path: PathBuf,
+        /// The revision it is pinned to.
+        pinned: String,
+        /// The app's revision.
+        revision: String,
+    },
     /// A component this process serves has no entry.
     #[error(
         "bindings file `{path}` has no entry for component `{label}` (binding `{binding}`, job `{job}`); add:\n[components.{label}]\ntype = \"{binding}\"\ninternal = \"127.0.0.1:<port>\"\nexternal = \"http://127.0.0.1:<port>\""
@@ -180,6 +192,19 @@ impl Bindings {
             revision: raw.revision,
             components,
         })
+    }
+
+    /// Refuses to run a host whose app revision differs from the one this
+    /// file is pinned to.
+    pub fn check_revision(&self, revision: &str) -> Result<(), BindingsError> {
+        match &self.revision {
+            Some(pinned) if pinned != revision => Err(BindingsError::RevisionPinned {
+                path: self.path.clone(),
+                pinned: pinned.clone(),
+                revision: revision.to_string(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The entry of `label`, which this process must serve.

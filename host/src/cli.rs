@@ -4,7 +4,7 @@
 use crate::app::App;
 use crate::bindings_file::Bindings;
 use crate::config_json::app_config;
-use crate::placement::{CONFIG_JOB, LOCAL_JOB, Placement};
+use crate::placement::{CONFIG_JOB, FORCE_REMOTE_ENV, LOCAL_JOB, Placement};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::collections::BTreeMap;
@@ -80,7 +80,8 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 writeln!(out).context("writing the config")?;
                 return Ok(0);
             }
-            let placement = Placement::for_job(&app, &job)?;
+            let force_remote = std::env::var(FORCE_REMOTE_ENV).is_ok_and(|v| v == "1");
+            let placement = Placement::for_job(&app, &job)?.with_force_remote(force_remote);
             crate::run::run(app, placement, bindings).await?;
             Ok(0)
         }

@@ -19,10 +19,16 @@ pub enum EngineUse {
 /// Instances of a job graph alive at once in one process, at most.
 pub const MAX_CONCURRENT_INSTANCES: u32 = 1000;
 
-/// Builds the engine for `use_`.
+/// How often the engine's epoch advances: a running guest yields to the async
+/// runtime this often, so a deadline can stop it.
+pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Builds the engine for `use_`, with epoch interruption ticking every
+/// [`EPOCH_TICK`] on a background thread.
 pub fn new_engine(use_: EngineUse) -> Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
+    config.epoch_interruption(true);
     if use_ == EngineUse::Serving {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(MAX_CONCURRENT_INSTANCES)

@@ -2,6 +2,7 @@
 //! resource table, reached through wasmtime's small `*View` traits.
 
 use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -47,4 +48,14 @@ impl WasiHttpView for HostState {
             hooks: Default::default(),
         }
     }
+}
+
+/// A store for one instance of a graph: fresh state, and a guest that yields
+/// to the async runtime at every epoch tick (see [`crate::engine`]), so
+/// deadlines and timeouts can stop it.
+pub fn new_store(engine: &Engine) -> Store<HostState> {
+    let mut store = Store::new(engine, HostState::new());
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_async_yield_and_update(1);
+    store
 }

@@ -4,14 +4,13 @@
 
 use crate::app::{App, LoadedComponent};
 use crate::engine::{EngineUse, new_engine};
-use crate::host_state::HostState;
-use crate::job::{compose_graph, prepare_graph};
+use crate::host_state::new_store;
+use crate::job::{LinkContext, compose_graph, prepare_graph};
 use crate::placement::Placement;
 use crate::runtime_interface::RuntimeFacts;
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
 use std::sync::Arc;
-use wasmtime::Store;
 use wasmtime::component::{Type, Val, wasm_wave};
 
 /// Why a call could not be made or failed.
@@ -181,8 +180,8 @@ pub async fn call(
     let engine = new_engine(EngineUse::OneShot)?;
     let placement = Placement::local(app);
     let composed = compose_graph(app, &placement, label)?;
-    let graph = prepare_graph(&engine, &facts, &composed)?;
-    let mut store = Store::new(&engine, HostState::new());
+    let graph = prepare_graph(&engine, app, &LinkContext::local(facts), &composed)?;
+    let mut store = new_store(&engine);
     let instance = graph
         .pre
         .instantiate_async(&mut store)

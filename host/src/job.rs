@@ -1,7 +1,7 @@
 //! Preparing a job: checking that every component of the placement links,
 //! then, per entry component, composing its graph, compiling it (or loading it
 //! from the cache) and pre-instantiating it against a linker that provides
-//! WASI, WASI-HTTP and the runtime interface.
+//! WASI, WASI-HTTP, the runtime interface and a remote stub per remote import.
 
 use crate::app::App;
 use crate::artifact_cache;
@@ -9,6 +9,8 @@ use crate::host_state::HostState;
 use crate::link::compose::runtime_import_name;
 use crate::link::{GraphPlan, HostInterface, LinkError, Route, compose, plan_graph};
 use crate::placement::Placement;
+use crate::remote::client::{RemoteClient, RemoteTarget};
+use crate::remote::stub::{self, RemoteImport};
 use crate::runtime_interface::{self, RuntimeFacts};
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
@@ -53,7 +55,7 @@ pub fn compose_graph(
     root: &str,
 ) -> Result<ComposedGraph, LinkErrors> {
     let plan = plan_graph(app, placement, root)
-        .and_then(|plan| reject_remote(app, placement, &plan).map(|()| plan))
+        .and_then(|plan| check_splittable(app, &plan).map(|()| plan))
         .map_err(LinkErrors)?;
     let bytes = compose(app, &plan).map_err(|e| LinkErrors(vec![e]))?;
     Ok(ComposedGraph { plan, bytes })
@@ -90,25 +92,34 @@ pub fn compose_job(
     }
 }
 
-/// Calls between jobs are not served yet: a remote route is an error.
-fn reject_remote(app: &App, placement: &Placement, plan: &GraphPlan) -> Result<(), Vec<LinkError>> {
-    let errors: Vec<LinkError> = plan
-        .wires
-        .iter()
-        .filter_map(|wire| match &wire.route {
-            Route::Remote { exporter, job, .. } => Some(LinkError::CrossJob {
+/// An interface whose functions take or return resources, streams or
+/// futures cannot be split across jobs: report each remote wire that needs one.
+fn check_splittable(app: &App, plan: &GraphPlan) -> Result<(), Vec<LinkError>> {
+    let mut errors = Vec::new();
+    for wire in &plan.wires {
+        let Route::Remote { exporter, job, .. } = &wire.route else {
+            continue;
+        };
+        let Some(importer) = app.component(&wire.importer) else {
+            continue;
+        };
+        let shape = importer
+            .world
+            .imports
+            .iter()
+            .find(|i| i.name == wire.import);
+        if let Some((function, reason)) = shape.and_then(|s| s.local_only.first()) {
+            errors.push(LinkError::NotSplittable {
                 component: wire.importer.clone(),
-                job: app
-                    .component(&wire.importer)
-                    .map(|c| c.spec.job.clone())
-                    .unwrap_or_else(|| placement.job.clone()),
+                job: importer.spec.job.clone(),
                 import: wire.import.clone(),
+                function: function.clone(),
+                reason,
                 exporter: exporter.clone(),
                 exporter_job: job.clone(),
-            }),
-            _ => None,
-        })
-        .collect();
+            });
+        }
+    }
     if errors.is_empty() {
         Ok(())
     } else {
@@ -128,16 +139,41 @@ pub struct PreparedGraph {
     pub pre: InstancePre<HostState>,
 }
 
+/// What linking a graph needs besides the graph: the runtime facts, and
+/// where remote imports go.
+#[derive(Clone)]
+pub struct LinkContext {
+    /// Answers of the runtime interface.
+    pub facts: Arc<RuntimeFacts>,
+    /// Sends remote calls.
+    pub client: Arc<RemoteClient>,
+    /// Where each remote exporter is reached, by label.
+    pub targets: BTreeMap<String, Arc<RemoteTarget>>,
+}
+
+impl LinkContext {
+    /// A context for graphs without remote imports.
+    pub fn local(facts: Arc<RuntimeFacts>) -> LinkContext {
+        let client = Arc::new(RemoteClient::new(&facts.revision, &facts.job));
+        LinkContext {
+            facts,
+            client,
+            targets: BTreeMap::new(),
+        }
+    }
+}
+
 /// Compiles (or loads from the cache) and pre-instantiates a composed graph.
 pub fn prepare_graph(
     engine: &Engine,
-    facts: &Arc<RuntimeFacts>,
+    app: &App,
+    context: &LinkContext,
     graph: &ComposedGraph,
 ) -> Result<PreparedGraph> {
     let root = &graph.plan.root;
     let component =
         artifact_cache::compile(engine, &graph.bytes, &format!("the graph of `{root}`"))?;
-    let linker = linker_for(engine, &graph.plan, facts)?;
+    let linker = linker_for(engine, app, &component, &graph.plan, context)?;
     let pre = linker
         .instantiate_pre(&component)
         .anyhow()
@@ -150,12 +186,14 @@ pub fn prepare_graph(
     })
 }
 
-/// A linker with WASI, WASI-HTTP, and the runtime interface of each member
-/// that imports it.
+/// A linker with WASI, WASI-HTTP, the runtime interface of each member that
+/// imports it, and a remote stub for each remote import.
 fn linker_for(
     engine: &Engine,
+    app: &App,
+    component: &Component,
     plan: &GraphPlan,
-    facts: &Arc<RuntimeFacts>,
+    context: &LinkContext,
 ) -> Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -164,14 +202,47 @@ fn linker_for(
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
         .anyhow()
         .context("adding WASI-HTTP to the linker")?;
+    let mut remote_imports = BTreeSet::new();
     for wire in &plan.wires {
-        if wire.route == Route::Host(HostInterface::Runtime) {
-            runtime_interface::add_to_linker(
-                &mut linker,
-                &runtime_import_name(&wire.importer),
-                &wire.importer,
-                facts,
-            )?;
+        match &wire.route {
+            Route::Host(HostInterface::Runtime) => {
+                runtime_interface::add_to_linker(
+                    &mut linker,
+                    &runtime_import_name(&wire.importer),
+                    &wire.importer,
+                    &context.facts,
+                )?;
+            }
+            Route::Remote {
+                exporter, export, ..
+            } => {
+                if !remote_imports.insert(wire.import.as_str()) {
+                    continue;
+                }
+                let target = context.targets.get(exporter).with_context(|| {
+                    format!(
+                        "component `{}` imports `{}` from `{exporter}`, which runs in another job, but no address is known for `{exporter}`: set AMIMONO_BINDINGS to a bindings file with an entry for it (`amimono bindings` writes one)",
+                        wire.importer, wire.import
+                    )
+                })?;
+                let idempotent = app
+                    .component(exporter)
+                    .map(|c| c.spec.idempotent.as_slice())
+                    .unwrap_or_default();
+                stub::define(
+                    &mut linker,
+                    engine,
+                    component,
+                    &RemoteImport {
+                        import: &wire.import,
+                        export,
+                        target: target.clone(),
+                        idempotent,
+                    },
+                    &context.client,
+                )?;
+            }
+            _ => {}
         }
     }
     Ok(linker)

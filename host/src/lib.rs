@@ -25,6 +25,7 @@ pub mod job;
 pub mod link;
 pub mod manifest;
 pub mod placement;
+pub mod remote;
 pub mod run;
 pub mod runtime_interface;
 pub mod serve;

@@ -25,6 +25,11 @@ pub struct UnknownJob {
     pub known: Vec<String>,
 }
 
+/// Environment variable that, set to `1`, makes every call between
+/// components of this process go over HTTP (a test switch, like Service
+/// Weaver's RPC runner: it checks that placement does not change results).
+pub const FORCE_REMOTE_ENV: &str = "AMIMONO_FORCE_REMOTE";
+
 /// The set of components that run in this process.
 #[derive(Debug, Clone)]
 pub struct Placement {
@@ -32,6 +37,8 @@ pub struct Placement {
     pub job: String,
     /// Labels of the components this process runs.
     pub members: BTreeSet<String>,
+    /// Route even calls between this process's own components over HTTP.
+    pub force_remote: bool,
 }
 
 impl Placement {
@@ -44,6 +51,7 @@ impl Placement {
             Some(spec) => Ok(Placement {
                 job: job.to_string(),
                 members: spec.components.iter().cloned().collect(),
+                force_remote: false,
             }),
             None => Err(UnknownJob {
                 job: job.to_string(),
@@ -58,7 +66,22 @@ impl Placement {
         Placement {
             job: LOCAL_JOB.to_string(),
             members: app.components.keys().cloned().collect(),
+            force_remote: false,
         }
+    }
+
+    /// The same placement with every call between components forced over HTTP.
+    pub fn with_force_remote(self, force_remote: bool) -> Placement {
+        Placement {
+            force_remote,
+            ..self
+        }
+    }
+
+    /// Whether a call to `exporter` is linked directly (in this process and
+    /// not forced over HTTP).
+    pub fn colocates(&self, exporter: &str) -> bool {
+        self.runs(exporter) && !self.force_remote
     }
 
     /// Whether the component `label` runs in this process.

@@ -4,14 +4,19 @@
 use crate::app::App;
 use crate::bindings_file::Bindings;
 use crate::engine::{EngineUse, new_engine};
-use crate::job::{compose_job, prepare_graph};
+use crate::job::{ComposedGraph, LinkContext, compose_job, prepare_graph};
+use crate::link::Route;
 use crate::manifest::BindingType;
+use crate::placement::LOCAL_JOB;
 use crate::placement::Placement;
+use crate::remote::client::{RemoteClient, RemoteTarget};
 use crate::runtime_interface::{BindingFact, RuntimeFacts};
-use crate::serve::http::{HttpComponent, serve};
+use crate::serve::http::HttpComponent;
+use crate::serve::rpc::{RpcComponent, RpcServer};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -48,34 +53,79 @@ pub fn runtime_facts(
 
 /// Runs `placement` of `app` until SIGINT or SIGTERM.
 pub async fn run(app: App, placement: Placement, bindings: Option<Bindings>) -> Result<()> {
+    if let Some(bindings) = &bindings {
+        bindings.check_revision(&app.revision)?;
+    }
     let mut graphs = compose_job(&app, &placement)?;
+    let members_with = |binding: BindingType| -> Vec<String> {
+        placement
+            .members
+            .iter()
+            .filter(|label| {
+                app.component(label)
+                    .is_some_and(|c| c.spec.binding == binding)
+            })
+            .cloned()
+            .collect()
+    };
 
     // Listen first, so the runtime interface can report real URLs.
-    let mut listeners = Vec::new();
+    let mut http_listeners = Vec::new();
     let mut served = BTreeMap::new();
-    for label in &placement.members {
-        let Some(component) = app.component(label) else {
-            continue;
-        };
-        if component.spec.binding != BindingType::Http {
-            continue;
-        }
+    for label in members_with(BindingType::Http) {
         let (address, external) = match &bindings {
             Some(bindings) => {
-                let entry = bindings.require(&app, label)?;
+                let entry = bindings.require(&app, &label)?;
                 (entry.internal, Some(entry.external.clone()))
             }
-            None => (std::net::SocketAddr::from(([127, 0, 0, 1], 0)), None),
+            None => (loopback_any_port(), None),
         };
-        let listener = TcpListener::bind(address)
-            .await
-            .with_context(|| format!("listening on {address} for component `{label}`"))?;
+        let listener = listen(address, &label).await?;
+        let url = match external {
+            Some(url) => url,
+            None => format!(
+                "http://{}",
+                listener
+                    .local_addr()
+                    .context("reading the listener's address")?
+            ),
+        };
+        served.insert(label.clone(), url);
+        http_listeners.push((label, listener));
+    }
+    // Other jobs reach this job's rpc components; components sharing an
+    // address share a listener. Under `_local` nothing calls them remotely
+    // unless calls are forced over HTTP.
+    let serve_rpc = placement.job != LOCAL_JOB || placement.force_remote;
+    let mut rpc_groups: BTreeMap<SocketAddr, Vec<String>> = BTreeMap::new();
+    if serve_rpc {
+        for label in members_with(BindingType::Rpc) {
+            let (address, external) = match &bindings {
+                Some(bindings) => {
+                    let entry = bindings.require(&app, &label)?;
+                    (entry.internal, Some(entry.external.clone()))
+                }
+                None => (loopback_any_port(), None),
+            };
+            if let Some(external) = external {
+                served.insert(label.clone(), external);
+            }
+            rpc_groups.entry(address).or_default().push(label);
+        }
+    }
+    let mut rpc_listeners = Vec::new();
+    for (address, labels) in rpc_groups {
+        let listener = listen(address, &labels.join(", ")).await?;
         let local = listener
             .local_addr()
             .context("reading the listener's address")?;
-        let url = external.unwrap_or_else(|| format!("http://{local}"));
-        served.insert(label.clone(), url);
-        listeners.push((label.clone(), listener));
+        for label in &labels {
+            served
+                .entry(label.clone())
+                .or_insert_with(|| format!("http://{local}"));
+        }
+        tracing::info!(components = ?labels, address = %local, "serving calls from other jobs");
+        rpc_listeners.push((labels, listener));
     }
 
     let facts = Arc::new(runtime_facts(
@@ -84,28 +134,58 @@ pub async fn run(app: App, placement: Placement, bindings: Option<Bindings>) -> 
         bindings.as_ref(),
         &served,
     ));
+    let targets = remote_targets(&app, &graphs, bindings.as_ref(), &served)?;
+    let context = LinkContext {
+        client: Arc::new(RemoteClient::new(&app.revision, &placement.job)),
+        facts,
+        targets,
+    };
     let engine = new_engine(EngineUse::Serving)?;
-    let mut servers = Vec::new();
-    for (label, listener) in listeners {
+    let mut prepare = |label: &str| -> Result<crate::job::PreparedGraph> {
         let started = std::time::Instant::now();
         let composed = graphs
-            .remove(&label)
+            .remove(label)
             .with_context(|| format!("no composed graph for `{label}`"))?;
-        let graph = prepare_graph(&engine, &facts, &composed)?;
+        let graph = prepare_graph(&engine, &app, &context, &composed)?;
         tracing::info!(
             component = %label,
             members = ?graph.plan.members,
             ms = started.elapsed().as_millis() as u64,
             "graph ready"
         );
+        Ok(graph)
+    };
+    let mut servers = Vec::new();
+    for (label, listener) in http_listeners {
+        let graph = prepare(&label)?;
         let component = Arc::new(HttpComponent::new(&label, graph.pre)?);
-        servers.push(tokio::spawn(serve(listener, component)));
+        servers.push(tokio::spawn(crate::serve::http::serve(listener, component)));
+    }
+    for (labels, listener) in rpc_listeners {
+        let mut components = Vec::new();
+        for label in &labels {
+            let graph = prepare(label)?;
+            let exports = app
+                .component(label)
+                .map(|c| c.world.exports.clone())
+                .unwrap_or_default();
+            components.push(RpcComponent::new(
+                label,
+                &graph.component,
+                graph.pre,
+                &exports,
+            )?);
+        }
+        let server = Arc::new(RpcServer::new(&app.revision, components));
+        servers.push(tokio::spawn(crate::serve::rpc::serve(listener, server)));
     }
 
     {
         let mut out = std::io::stdout().lock();
-        for (label, url) in &served {
-            writeln!(out, "{label}: {url}").context("writing to stdout")?;
+        for label in members_with(BindingType::Http) {
+            if let Some(url) = served.get(&label) {
+                writeln!(out, "{label}: {url}").context("writing to stdout")?;
+            }
         }
         out.flush().context("writing to stdout")?;
     }
@@ -114,6 +194,7 @@ pub async fn run(app: App, placement: Placement, bindings: Option<Bindings>) -> 
         job = %placement.job,
         revision = %app.revision,
         components = ?placement.members,
+        force_remote = placement.force_remote,
         "job running"
     );
 
@@ -123,6 +204,63 @@ pub async fn run(app: App, placement: Placement, bindings: Option<Bindings>) -> 
         server.abort();
     }
     Ok(())
+}
+
+fn loopback_any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+async fn listen(address: SocketAddr, what: &str) -> Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listening on {address} for `{what}`"))
+}
+
+/// Where each remote exporter of the job's graphs is reached: its
+/// bindings-file `external` URL, or this process's own listener (calls forced
+/// over HTTP). A remote exporter without an address is an error naming it.
+fn remote_targets(
+    app: &App,
+    graphs: &BTreeMap<String, ComposedGraph>,
+    bindings: Option<&Bindings>,
+    served: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, Arc<RemoteTarget>>> {
+    let mut targets = BTreeMap::new();
+    let mut missing = Vec::new();
+    for wire in graphs.values().flat_map(|g| g.plan.wires.iter()) {
+        let Route::Remote { exporter, job, .. } = &wire.route else {
+            continue;
+        };
+        if targets.contains_key(exporter) {
+            continue;
+        }
+        let url = bindings
+            .and_then(|b| b.components.get(exporter).map(|a| a.external.clone()))
+            .or_else(|| served.get(exporter).cloned());
+        let Some(url) = url else {
+            let line = format!(
+                "`{exporter}` (job `{job}`), imported by `{}`",
+                wire.importer
+            );
+            if !missing.contains(&line) {
+                missing.push(line);
+            }
+            continue;
+        };
+        let timeout = app
+            .component(exporter)
+            .and_then(|c| c.spec.call_timeout)
+            .unwrap_or(app.manifest.call_timeout);
+        let target = RemoteTarget::new(exporter, &url, timeout).map_err(anyhow::Error::msg)?;
+        targets.insert(exporter.clone(), Arc::new(target));
+    }
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "no address is known for components that run in other jobs: {}; set AMIMONO_BINDINGS to a bindings file with their entries (`amimono bindings <app>` writes one)",
+            missing.join("; ")
+        );
+    }
+    Ok(targets)
 }
 
 async fn shutdown_signal() {

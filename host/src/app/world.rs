@@ -3,7 +3,7 @@
 //! `wac-types` (the same type model `wac-graph` composes with).
 
 use anyhow::Result;
-use wac_types::{ItemKind, Package, Types};
+use wac_types::{DefinedType, ItemKind, Package, PrimitiveType, Types, ValueType};
 
 /// One import or export.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +16,9 @@ pub struct ItemShape {
     pub is_interface: bool,
     /// Whether the interface defines resource types.
     pub defines_resources: bool,
+    /// Functions that cannot be called across processes, with the reason
+    /// (they take or return a resource, a stream or a future).
+    pub local_only: Vec<(String, &'static str)>,
 }
 
 impl ItemShape {
@@ -92,13 +95,70 @@ fn shape<'a>(
                     .exports
                     .values()
                     .any(|k| matches!(k, ItemKind::Type(wac_types::Type::Resource(_)))),
+                local_only: types[*id]
+                    .exports
+                    .iter()
+                    .filter_map(|(n, k)| match k {
+                        ItemKind::Func(f) => {
+                            local_only_reason(types, &types[*f]).map(|r| (n.clone(), r))
+                        }
+                        _ => None,
+                    })
+                    .collect(),
             },
             _ => ItemShape {
                 name: name.clone(),
                 functions: Vec::new(),
                 is_interface: false,
                 defines_resources: false,
+                local_only: match kind {
+                    ItemKind::Func(f) => local_only_reason(types, &types[*f])
+                        .map(|r| vec![(name.clone(), r)])
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                },
             },
         })
         .collect()
+}
+
+/// Why a function cannot be called across processes, if it cannot: its
+/// parameters or result contain a resource handle, a stream, a future or an
+/// error context, which only mean something inside one process.
+fn local_only_reason(types: &Types, func: &wac_types::FuncType) -> Option<&'static str> {
+    func.params
+        .values()
+        .chain(func.result.iter())
+        .find_map(|ty| value_local_only(types, ty))
+}
+
+fn value_local_only(types: &Types, ty: &ValueType) -> Option<&'static str> {
+    match ty {
+        ValueType::Primitive(PrimitiveType::ErrorContext) => Some("an error-context"),
+        ValueType::Primitive(_) => None,
+        ValueType::Borrow(_) | ValueType::Own(_) => Some("a resource"),
+        ValueType::Defined(id) => match &types[*id] {
+            DefinedType::Stream(_) => Some("a stream"),
+            DefinedType::Future(_) => Some("a future"),
+            DefinedType::Tuple(items) => items.iter().find_map(|t| value_local_only(types, t)),
+            DefinedType::List(t)
+            | DefinedType::FixedSizeList(t, _)
+            | DefinedType::Option(t)
+            | DefinedType::Alias(t) => value_local_only(types, t),
+            DefinedType::Map(k, v) => {
+                value_local_only(types, k).or_else(|| value_local_only(types, v))
+            }
+            DefinedType::Result { ok, err } => ok
+                .iter()
+                .chain(err.iter())
+                .find_map(|t| value_local_only(types, t)),
+            DefinedType::Variant(v) => v
+                .cases
+                .values()
+                .flatten()
+                .find_map(|t| value_local_only(types, t)),
+            DefinedType::Record(r) => r.fields.values().find_map(|t| value_local_only(types, t)),
+            DefinedType::Flags(_) | DefinedType::Enum(_) => None,
+        },
+    }
 }

@@ -92,17 +92,21 @@ pub enum LinkError {
         /// The labels around the cycle, first repeated at the end.
         cycle: Vec<String>,
     },
-    /// An import is served by a component in another job.
+    /// An interface that cannot cross processes is split across jobs.
     #[error(
-        "component `{component}` (job `{job}`) imports `{import}` from `{exporter}`, which runs in job `{exporter_job}`; calls between jobs are not supported yet: run with AMIMONO_JOB=_local or place both components in one job"
+        "component `{component}` (job `{job}`) imports `{import}` from `{exporter}` (job `{exporter_job}`), but function `{function}` of that interface takes or returns {reason}, which cannot cross processes: the interface cannot be split across jobs; place both components in one job"
     )]
-    CrossJob {
+    NotSplittable {
         /// The importing component.
         component: String,
         /// The importer's job.
         job: String,
         /// The import's name.
         import: String,
+        /// The first function that cannot cross.
+        function: String,
+        /// What it takes or returns (`a resource`, `a stream`, …).
+        reason: &'static str,
         /// The exporting component.
         exporter: String,
         /// The exporter's job.

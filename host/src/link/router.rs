@@ -142,7 +142,7 @@ pub fn host_interface(name: &InterfaceName) -> Option<HostInterface> {
 }
 
 fn place(app: &App, placement: &Placement, exporter: &str, export: String) -> Route {
-    if placement.runs(exporter) {
+    if placement.colocates(exporter) {
         Route::Colocated {
             exporter: exporter.to_string(),
             export,

@@ -15,6 +15,7 @@ fn interface(name: &str, functions: &[&str]) -> ItemShape {
         functions: functions.iter().map(|f| f.to_string()).collect(),
         is_interface: true,
         defines_resources: false,
+        local_only: Vec::new(),
     }
 }
 

@@ -16,6 +16,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+/// Deadline of calls between jobs when the manifest sets none.
+pub const DEFAULT_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The file name `amimono run <dir>` looks for.
 pub const MANIFEST_FILE: &str = "amimono.toml";
 
@@ -59,6 +62,8 @@ pub struct Manifest {
     pub text: String,
     /// The app's name.
     pub app: String,
+    /// Deadline of a call between jobs, unless the callee sets its own.
+    pub call_timeout: std::time::Duration,
     /// Components by label.
     pub components: BTreeMap<String, ComponentSpec>,
     /// Jobs by name.
@@ -82,6 +87,11 @@ pub struct ComponentSpec {
     pub links: BTreeMap<String, String>,
     /// The job the component is placed in.
     pub job: String,
+    /// Deadline of calls to this component from other jobs, if it overrides the app's.
+    pub call_timeout: Option<std::time::Duration>,
+    /// Exported functions that are safe to retry after a transport failure
+    /// (`name` or `interface#name`).
+    pub idempotent: Vec<String>,
     /// Span of the component's table header key.
     pub label_span: Range<usize>,
 }
@@ -140,6 +150,8 @@ struct RawManifest {
 #[serde(deny_unknown_fields)]
 struct RawApp {
     name: Spanned<String>,
+    #[serde(default)]
+    call_timeout_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -152,6 +164,10 @@ struct RawComponent {
     binding: Option<Spanned<BindingType>>,
     #[serde(default)]
     links: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    call_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    idempotent: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -233,6 +249,22 @@ impl Checker<'_> {
             .push(Diagnostic::new(self.file, self.text, Some(span), message));
     }
 
+    /// A `call_timeout_ms` value: positive, at most a day.
+    fn timeout(&mut self, ms: Option<&Spanned<u64>>) -> Option<std::time::Duration> {
+        let ms = ms?;
+        if *ms.get_ref() == 0 || *ms.get_ref() > 86_400_000 {
+            self.problem(
+                ms.span(),
+                format!(
+                    "`call_timeout_ms` must be between 1 and 86400000 (a day), not {}",
+                    ms.get_ref()
+                ),
+            );
+            return None;
+        }
+        Some(std::time::Duration::from_millis(*ms.get_ref()))
+    }
+
     fn check_name(&mut self, what: &str, name: &Spanned<String>) {
         if !is_kebab_name(name.get_ref()) {
             self.problem(
@@ -245,6 +277,9 @@ impl Checker<'_> {
     fn build(&mut self, raw: RawManifest, dir: &Path) -> Manifest {
         let app = raw.app.into_inner();
         self.check_name("app name", &app.name);
+        let call_timeout = self
+            .timeout(app.call_timeout_ms.as_ref())
+            .unwrap_or(DEFAULT_CALL_TIMEOUT);
 
         if raw.components.is_empty() {
             self.problem(
@@ -379,6 +414,12 @@ impl Checker<'_> {
                         .map_or(BindingType::None, Spanned::into_inner),
                     links,
                     job,
+                    call_timeout: self.timeout(component.call_timeout_ms.as_ref()),
+                    idempotent: component
+                        .idempotent
+                        .iter()
+                        .map(|f| f.get_ref().clone())
+                        .collect(),
                     label_span: label.span(),
                 },
             );
@@ -389,6 +430,7 @@ impl Checker<'_> {
             dir: PathBuf::new(),
             text: String::new(),
             app: app.name.into_inner(),
+            call_timeout,
             components,
             jobs,
         }

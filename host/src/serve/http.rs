@@ -3,7 +3,7 @@
 //! request never sees another's memory and a trap fails only its own request
 //! (answered 500 and logged with the component's label).
 
-use crate::host_state::HostState;
+use crate::host_state::{HostState, new_store};
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -11,7 +11,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use wasmtime::Store;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -91,7 +90,7 @@ async fn try_handle(
     component: &HttpComponent,
     request: hyper::Request<hyper::body::Incoming>,
 ) -> Result<hyper::Response<HyperOutgoingBody>> {
-    let mut store = Store::new(component.pre.engine(), HostState::new());
+    let mut store = new_store(component.pre.engine());
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let incoming = store
         .data_mut()
