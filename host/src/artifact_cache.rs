@@ -24,6 +24,23 @@ pub fn cache_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache").join("amimono"))
 }
 
+/// Loads a component precompiled by `Component::serialize` (from a bundle),
+/// or `None` when it does not fit `engine` (the caller then compiles).
+pub fn load_precompiled(engine: &Engine, precompiled: &[u8], what: &str) -> Option<Component> {
+    // SAFETY: the bytes come from a bundle written by `amimono build`
+    // (`Component::serialize`); wasmtime checks the header and the engine's
+    // compatibility and fails cleanly on a mismatch. A bundle is trusted like
+    // the binary that runs it: deploy only bundles you built.
+    #[allow(unsafe_code)]
+    match unsafe { Component::deserialize(engine, precompiled) } {
+        Ok(component) => Some(component),
+        Err(e) => {
+            tracing::warn!(what, error = %e, "the bundle's precompiled artifact does not fit this host's engine; compiling instead");
+            None
+        }
+    }
+}
+
 /// Compiles `bytes` for `engine`, or loads the compiled form from the cache.
 pub fn compile(engine: &Engine, bytes: &[u8], what: &str) -> Result<Component> {
     let Some(dir) = cache_dir() else {
@@ -68,19 +85,32 @@ fn store(dir: &std::path::Path, path: &std::path::Path, component: &Component) -
     Ok(())
 }
 
-fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
-    struct Sha(Sha256);
-    impl Hasher for Sha {
-        fn finish(&self) -> u64 {
-            0
-        }
-        fn write(&mut self, bytes: &[u8]) {
-            self.0.update(bytes);
-        }
+/// A hex fingerprint of the settings that make compiled code loadable by
+/// `engine` (wasmtime's precompile compatibility hash, and this host's version).
+pub fn engine_fingerprint(engine: &Engine) -> String {
+    hex::encode(engine_hasher(engine).0.finalize())
+}
+
+struct Sha(Sha256);
+
+impl Hasher for Sha {
+    fn finish(&self) -> u64 {
+        0
     }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+fn engine_hasher(engine: &Engine) -> Sha {
     let mut hasher = Sha(Sha256::new());
     engine.precompile_compatibility_hash().hash(&mut hasher);
     hasher.0.update(env!("CARGO_PKG_VERSION").as_bytes());
+    hasher
+}
+
+fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
+    let mut hasher = engine_hasher(engine);
     hasher.0.update(Sha256::digest(bytes));
     hex::encode(hasher.0.finalize())
 }

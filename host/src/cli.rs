@@ -3,7 +3,12 @@
 
 use crate::app::App;
 use crate::bindings_file::Bindings;
+use crate::bundle::{Bundle, build_components, is_bundle, write_bundle};
 use crate::config_json::app_config;
+use crate::engine::{EngineUse, new_engine};
+use crate::launcher::bindings::{localhost_bindings, ports_file};
+use crate::launcher::up::{UpOptions, up};
+use crate::manifest::Manifest;
 use crate::placement::{CONFIG_JOB, FORCE_REMOTE_ENV, LOCAL_JOB, Placement};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -24,9 +29,9 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run one job of an app (or `_local`: all of them in one process; `_config`: print the app config as JSON).
+    /// Run one job of an app or bundle (or `_local`: all of them in one process; `_config`: print the app config as JSON).
     Run {
-        /// The app: a directory holding `amimono.toml`, or the manifest file.
+        /// The app (a directory holding `amimono.toml`, or the manifest) or a bundle (`.amimono`).
         app: PathBuf,
         /// The job to run.
         #[arg(long, env = "AMIMONO_JOB")]
@@ -39,7 +44,7 @@ pub enum Command {
     ///
     /// Exits 0 when the call returns, 2 when it returns a `result` that is `err`, 1 when it cannot be made or the component traps.
     Call {
-        /// The app: a directory holding `amimono.toml`, or the manifest file.
+        /// The app (directory or manifest) or a bundle.
         app: PathBuf,
         /// The component's label.
         label: String,
@@ -51,6 +56,82 @@ pub enum Command {
         #[arg(long, env = "AMIMONO_BINDINGS")]
         bindings: Option<PathBuf>,
     },
+    /// Build every component, compose and precompile every job, and write one bundle; prints its path and revision.
+    Build {
+        /// The app: a directory holding `amimono.toml`, or the manifest.
+        app: PathBuf,
+        /// Where to write the bundle [default: target/amimono/<app>.amimono].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Describe a bundle: revision, jobs, components, imports and exports, links.
+    Inspect {
+        /// The bundle (`.amimono`).
+        bundle: PathBuf,
+    },
+    /// Write a bindings file for running every job on localhost (ports persist beside the app).
+    Bindings {
+        /// The app (directory or manifest) or a bundle.
+        app: PathBuf,
+        /// First port to hand out [default: the persisted one, else 18000].
+        #[arg(long)]
+        base_port: Option<u16>,
+        /// Pin the file to the app's revision: hosts of another revision refuse to start with it.
+        #[arg(long)]
+        pin_revision: bool,
+    },
+    /// Build if needed and run every job as its own process on localhost until Ctrl-C.
+    Up {
+        /// The app: a directory holding `amimono.toml`, or the manifest.
+        app: PathBuf,
+        /// First port to hand out [default: the persisted one, else 18000].
+        #[arg(long)]
+        base_port: Option<u16>,
+        /// Where to write the bundle [default: target/amimono/<app>.amimono].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// An app opened from a directory, a manifest or a bundle.
+enum Opened {
+    App(Box<App>),
+    Bundle(Box<Bundle>),
+}
+
+impl Opened {
+    fn open(path: &Path) -> Result<Opened> {
+        if is_bundle(path) {
+            Ok(Opened::Bundle(Box::new(Bundle::open(path)?)))
+        } else {
+            Ok(Opened::App(Box::new(App::load(path)?)))
+        }
+    }
+
+    fn app(&self) -> &App {
+        match self {
+            Opened::App(app) => app,
+            Opened::Bundle(bundle) => &bundle.app,
+        }
+    }
+
+    fn bundle(&self) -> Option<&Bundle> {
+        match self {
+            Opened::App(_) => None,
+            Opened::Bundle(bundle) => Some(bundle),
+        }
+    }
+}
+
+/// The default bundle path: `target/amimono/<app>.amimono`.
+fn default_bundle_path(app_name: &str) -> PathBuf {
+    Path::new("target")
+        .join("amimono")
+        .join(format!("{app_name}.{}", crate::bundle::EXTENSION))
+}
+
+fn progress(line: String) {
+    eprintln!("amimono: {line}");
 }
 
 /// Exit status for a call that returned `err(...)`.
@@ -65,24 +146,25 @@ fn load_bindings(path: Option<&Path>, app: &App) -> Result<Option<Bindings>> {
 pub async fn execute(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Run { app, job, bindings } => {
-            let app = App::load(&app)?;
+            let opened = Opened::open(&app)?;
+            let app = opened.app();
             let job = job.with_context(|| {
                 format!(
                     "no job given: set AMIMONO_JOB (or --job) to one of {}, or `{LOCAL_JOB}` to run every job in one process, `{CONFIG_JOB}` to print the config",
                     app.manifest.job_names().iter().map(|j| format!("`{j}`")).collect::<Vec<_>>().join(", ")
                 )
             })?;
-            let bindings = load_bindings(bindings.as_deref(), &app)?;
+            let bindings = load_bindings(bindings.as_deref(), app)?;
             if job == CONFIG_JOB {
-                let config = app_config(&app, bindings.as_ref());
+                let config = app_config(app, bindings.as_ref());
                 let mut out = std::io::stdout().lock();
                 serde_json::to_writer_pretty(&mut out, &config).context("writing the config")?;
                 writeln!(out).context("writing the config")?;
                 return Ok(0);
             }
             let force_remote = std::env::var(FORCE_REMOTE_ENV).is_ok_and(|v| v == "1");
-            let placement = Placement::for_job(&app, &job)?.with_force_remote(force_remote);
-            crate::run::run(app, placement, bindings).await?;
+            let placement = Placement::for_job(app, &job)?.with_force_remote(force_remote);
+            crate::run::run(app, placement, bindings, opened.bundle()).await?;
             Ok(0)
         }
         Command::Call {
@@ -92,18 +174,82 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             args,
             bindings,
         } => {
-            let app = App::load(&app)?;
-            let bindings = load_bindings(bindings.as_deref(), &app)?;
+            let opened = Opened::open(&app)?;
+            let app = opened.app();
+            let bindings = load_bindings(bindings.as_deref(), app)?;
             let facts = Arc::new(crate::run::runtime_facts(
-                &app,
+                app,
                 LOCAL_JOB,
                 bindings.as_ref(),
                 &BTreeMap::new(),
             ));
-            let outcome = crate::invoke::call(&app, facts, &label, &function, &args).await?;
+            let outcome = crate::invoke::call(app, facts, &label, &function, &args).await?;
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", outcome.wave).context("writing the result")?;
             Ok(if outcome.is_err { EXIT_ERR_RESULT } else { 0 })
+        }
+        Command::Build { app, out } => {
+            let manifest = Manifest::load(&app)?;
+            build_components(&manifest, &mut progress)?;
+            let app = App::load(&app)?;
+            let out = out.unwrap_or_else(|| default_bundle_path(app.name()));
+            let engine = new_engine(EngineUse::Serving)?;
+            let outcome = write_bundle(&app, &engine, &out, &mut progress)?;
+            let mut stdout = std::io::stdout().lock();
+            writeln!(
+                stdout,
+                "bundle {} ({} KiB)\nrevision {}",
+                outcome.path.display(),
+                outcome.bytes / 1024,
+                outcome.revision
+            )
+            .context("writing to stdout")?;
+            Ok(0)
+        }
+        Command::Inspect { bundle } => {
+            if !is_bundle(&bundle) {
+                anyhow::bail!(
+                    "`{}` is not a bundle file (`.{}`): build one with `amimono build <app>`",
+                    bundle.display(),
+                    crate::bundle::EXTENSION
+                );
+            }
+            let bundle = Bundle::open(&bundle)?;
+            let engine = new_engine(EngineUse::Serving)?;
+            let text = crate::inspect::describe(&bundle, &engine)?;
+            std::io::stdout()
+                .lock()
+                .write_all(text.as_bytes())
+                .context("writing to stdout")?;
+            Ok(0)
+        }
+        Command::Bindings {
+            app: path,
+            base_port,
+            pin_revision,
+        } => {
+            let opened = Opened::open(&path)?;
+            let text =
+                localhost_bindings(opened.app(), base_port, &ports_file(&path), pin_revision)?;
+            std::io::stdout()
+                .lock()
+                .write_all(text.as_bytes())
+                .context("writing to stdout")?;
+            Ok(0)
+        }
+        Command::Up {
+            app,
+            base_port,
+            out,
+        } => {
+            let manifest = Manifest::load(&app)?;
+            let bundle = out.unwrap_or_else(|| default_bundle_path(&manifest.app));
+            let options = UpOptions {
+                app,
+                bundle,
+                base_port,
+            };
+            up(&options, &mut progress).await
         }
     }
 }

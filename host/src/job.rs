@@ -5,6 +5,7 @@
 
 use crate::app::App;
 use crate::artifact_cache;
+use crate::bundle::Bundle;
 use crate::host_state::HostState;
 use crate::link::compose::runtime_import_name;
 use crate::link::{GraphPlan, HostInterface, LinkError, Route, compose, plan_graph};
@@ -45,7 +46,9 @@ pub struct ComposedGraph {
     /// The plan it was built from.
     pub plan: GraphPlan,
     /// The composition, one component.
-    pub bytes: Vec<u8>,
+    pub bytes: Arc<Vec<u8>>,
+    /// The composition compiled by `amimono build`, when it comes from a bundle.
+    pub precompiled: Option<Arc<Vec<u8>>>,
 }
 
 /// Plans and composes the graph of `root`.
@@ -58,7 +61,33 @@ pub fn compose_graph(
         .and_then(|plan| check_splittable(app, &plan).map(|()| plan))
         .map_err(LinkErrors)?;
     let bytes = compose(app, &plan).map_err(|e| LinkErrors(vec![e]))?;
-    Ok(ComposedGraph { plan, bytes })
+    Ok(ComposedGraph {
+        plan,
+        bytes: Arc::new(bytes),
+        precompiled: None,
+    })
+}
+
+/// Plans the graph of `root`; when `bundle` holds the composed and
+/// precompiled graph for this placement, uses it instead of composing.
+pub fn plan_or_compose(
+    app: &App,
+    placement: &Placement,
+    root: &str,
+    bundle: Option<&Bundle>,
+) -> Result<ComposedGraph, LinkErrors> {
+    let artifact = bundle.and_then(|b| b.graph(&placement.artifact_key(), root));
+    let Some(artifact) = artifact else {
+        return compose_graph(app, placement, root);
+    };
+    let plan = plan_graph(app, placement, root)
+        .and_then(|plan| check_splittable(app, &plan).map(|()| plan))
+        .map_err(LinkErrors)?;
+    Ok(ComposedGraph {
+        plan,
+        bytes: artifact.composed.clone(),
+        precompiled: Some(artifact.precompiled.clone()),
+    })
 }
 
 /// Plans and composes the graph of every component of `placement` (without
@@ -67,12 +96,13 @@ pub fn compose_graph(
 pub fn compose_job(
     app: &App,
     placement: &Placement,
+    bundle: Option<&Bundle>,
 ) -> Result<BTreeMap<String, ComposedGraph>, LinkErrors> {
     let mut seen = BTreeSet::new();
     let mut errors = Vec::new();
     let mut graphs = BTreeMap::new();
     for label in &placement.members {
-        match compose_graph(app, placement, label) {
+        match plan_or_compose(app, placement, label, bundle) {
             Ok(graph) => {
                 graphs.insert(label.clone(), graph);
             }
@@ -171,8 +201,15 @@ pub fn prepare_graph(
     graph: &ComposedGraph,
 ) -> Result<PreparedGraph> {
     let root = &graph.plan.root;
-    let component =
-        artifact_cache::compile(engine, &graph.bytes, &format!("the graph of `{root}`"))?;
+    let what = format!("the graph of `{root}`");
+    let precompiled = graph
+        .precompiled
+        .as_ref()
+        .and_then(|bytes| artifact_cache::load_precompiled(engine, bytes, &what));
+    let component = match precompiled {
+        Some(component) => component,
+        None => artifact_cache::compile(engine, &graph.bytes, &what)?,
+    };
     let linker = linker_for(engine, app, &component, &graph.plan, context)?;
     let pre = linker
         .instantiate_pre(&component)

@@ -16,12 +16,15 @@
 pub mod app;
 pub mod artifact_cache;
 pub mod bindings_file;
+pub mod bundle;
 pub mod cli;
 pub mod config_json;
 pub mod engine;
 pub mod host_state;
+pub mod inspect;
 pub mod invoke;
 pub mod job;
+pub mod launcher;
 pub mod link;
 pub mod manifest;
 pub mod placement;

@@ -78,6 +78,16 @@ impl Placement {
         }
     }
 
+    /// The key of this placement's graphs in a bundle: the job name, marked
+    /// when calls are forced over HTTP (such graphs are never bundled).
+    pub fn artifact_key(&self) -> String {
+        if self.force_remote {
+            format!("{}+force-remote", self.job)
+        } else {
+            self.job.clone()
+        }
+    }
+
     /// Whether a call to `exporter` is linked directly (in this process and
     /// not forced over HTTP).
     pub fn colocates(&self, exporter: &str) -> bool {

@@ -3,6 +3,7 @@
 
 use crate::app::App;
 use crate::bindings_file::Bindings;
+use crate::bundle::Bundle;
 use crate::engine::{EngineUse, new_engine};
 use crate::job::{ComposedGraph, LinkContext, compose_job, prepare_graph};
 use crate::link::Route;
@@ -52,11 +53,16 @@ pub fn runtime_facts(
 }
 
 /// Runs `placement` of `app` until SIGINT or SIGTERM.
-pub async fn run(app: App, placement: Placement, bindings: Option<Bindings>) -> Result<()> {
+pub async fn run(
+    app: &App,
+    placement: Placement,
+    bindings: Option<Bindings>,
+    bundle: Option<&Bundle>,
+) -> Result<()> {
     if let Some(bindings) = &bindings {
         bindings.check_revision(&app.revision)?;
     }
-    let mut graphs = compose_job(&app, &placement)?;
+    let mut graphs = compose_job(app, &placement, bundle)?;
     let members_with = |binding: BindingType| -> Vec<String> {
         placement
             .members
@@ -75,7 +81,7 @@ pub async fn run(app: App, placement: Placement, bindings: Option<Bindings>) -> 
     for label in members_with(BindingType::Http) {
         let (address, external) = match &bindings {
             Some(bindings) => {
-                let entry = bindings.require(&app, &label)?;
+                let entry = bindings.require(app, &label)?;
                 (entry.internal, Some(entry.external.clone()))
             }
             None => (loopback_any_port(), None),
@@ -102,7 +108,7 @@ pub async fn run(app: App, placement: Placement, bindings: Option<Bindings>) -> 
         for label in members_with(BindingType::Rpc) {
             let (address, external) = match &bindings {
                 Some(bindings) => {
-                    let entry = bindings.require(&app, &label)?;
+                    let entry = bindings.require(app, &label)?;
                     (entry.internal, Some(entry.external.clone()))
                 }
                 None => (loopback_any_port(), None),
@@ -129,12 +135,12 @@ pub async fn run(app: App, placement: Placement, bindings: Option<Bindings>) -> 
     }
 
     let facts = Arc::new(runtime_facts(
-        &app,
+        app,
         &placement.job,
         bindings.as_ref(),
         &served,
     ));
-    let targets = remote_targets(&app, &graphs, bindings.as_ref(), &served)?;
+    let targets = remote_targets(app, &graphs, bindings.as_ref(), &served)?;
     let context = LinkContext {
         client: Arc::new(RemoteClient::new(&app.revision, &placement.job)),
         facts,
@@ -146,7 +152,7 @@ pub async fn run(app: App, placement: Placement, bindings: Option<Bindings>) -> 
         let composed = graphs
             .remove(label)
             .with_context(|| format!("no composed graph for `{label}`"))?;
-        let graph = prepare_graph(&engine, &app, &context, &composed)?;
+        let graph = prepare_graph(&engine, app, &context, &composed)?;
         tracing::info!(
             component = %label,
             members = ?graph.plan.members,
@@ -263,7 +269,7 @@ fn remote_targets(
     Ok(targets)
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -92,10 +92,33 @@ impl App {
     /// unusable component, not only the first.
     pub fn load(path: &Path) -> Result<App, AppLoadErrors> {
         let manifest = Manifest::load(path).map_err(|e| AppLoadErrors(vec![AppError::from(e)]))?;
+        App::assemble(manifest, |spec| read_wasm(spec))
+    }
+
+    /// An app from a checked manifest and each component's bytes (as stored
+    /// in a bundle), instead of the files the manifest names.
+    pub fn from_parts(
+        manifest: Manifest,
+        mut bytes: BTreeMap<String, Vec<u8>>,
+    ) -> Result<App, AppLoadErrors> {
+        App::assemble(manifest, |spec| {
+            bytes.remove(&spec.label).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("the bundle holds no component `{}`", spec.label),
+                )
+            })
+        })
+    }
+
+    fn assemble(
+        manifest: Manifest,
+        mut read: impl FnMut(&ComponentSpec) -> std::io::Result<Vec<u8>>,
+    ) -> Result<App, AppLoadErrors> {
         let mut components = BTreeMap::new();
         let mut errors = Vec::new();
         for spec in manifest.components.values() {
-            match load_component(&manifest, spec) {
+            match load_component(&manifest, spec, read(spec)) {
                 Ok(component) => {
                     components.insert(spec.label.clone(), component);
                 }
@@ -124,9 +147,17 @@ impl App {
     }
 }
 
-fn load_component(manifest: &Manifest, spec: &ComponentSpec) -> Result<LoadedComponent, AppError> {
+fn read_wasm(spec: &ComponentSpec) -> std::io::Result<Vec<u8>> {
+    std::fs::read(&spec.source)
+}
+
+fn load_component(
+    manifest: &Manifest,
+    spec: &ComponentSpec,
+    read: std::io::Result<Vec<u8>>,
+) -> Result<LoadedComponent, AppError> {
     let label = spec.label.clone();
-    let bytes = match std::fs::read(&spec.source) {
+    let bytes = match read {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let hint = match &spec.build {

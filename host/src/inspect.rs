@@ -1,0 +1,96 @@
+//! `amimono inspect <bundle>`: what a bundle holds — revision, jobs, each
+//! component's binding, imports and exports, and where every import of every
+//! job goes (colocated, remote, host).
+
+use crate::artifact_cache::engine_fingerprint;
+use crate::bundle::Bundle;
+use crate::job::compose_job;
+use crate::link::{HostInterface, Route};
+use crate::placement::Placement;
+use anyhow::Result;
+use std::fmt::Write;
+use wasmtime::Engine;
+
+/// The description of `bundle`, as text; `engine` tells whether its
+/// precompiled graphs fit this host.
+pub fn describe(bundle: &Bundle, engine: &Engine) -> Result<String> {
+    let app = &bundle.app;
+    let index = &bundle.index;
+    let mut out = String::new();
+    let fits = index.engine == engine_fingerprint(engine);
+    writeln!(out, "bundle    {}", bundle.path.display())?;
+    writeln!(out, "app       {}", index.app)?;
+    writeln!(out, "revision  {}", index.revision)?;
+    writeln!(
+        out,
+        "built by  amimono {}; precompiled graphs {}",
+        index.amimono_version,
+        if fits {
+            "fit this host's engine (no compilation at start)"
+        } else {
+            "do NOT fit this host's engine (they will be compiled at start)"
+        }
+    )?;
+    writeln!(out, "\ncomponents")?;
+    for (label, component) in &app.components {
+        writeln!(
+            out,
+            "  {label} (binding {}, job {}, {} KiB)",
+            component.spec.binding,
+            component.spec.job,
+            component.bytes.len() / 1024
+        )?;
+        for export in &component.world.exports {
+            writeln!(out, "    exports {}", export.name)?;
+        }
+        let (wasi, own): (Vec<_>, Vec<_>) = component
+            .world
+            .imports
+            .iter()
+            .partition(|i| i.name.starts_with("wasi:"));
+        for import in own {
+            writeln!(out, "    imports {}", import.name)?;
+        }
+        if !wasi.is_empty() {
+            writeln!(out, "    imports {} WASI interfaces", wasi.len())?;
+        }
+    }
+    writeln!(out, "\njobs and links")?;
+    let mut jobs: Vec<Placement> = app
+        .manifest
+        .jobs
+        .keys()
+        .map(|job| Placement::for_job(app, job))
+        .collect::<Result<_, _>>()?;
+    jobs.push(Placement::local(app));
+    for placement in &jobs {
+        let members: Vec<&str> = placement.members.iter().map(String::as_str).collect();
+        writeln!(out, "  {}: {}", placement.job, members.join(", "))?;
+        let graphs = compose_job(app, placement, Some(bundle))?;
+        let mut seen = std::collections::BTreeSet::new();
+        for wire in graphs.values().flat_map(|g| g.plan.wires.iter()) {
+            let line = match &wire.route {
+                Route::Colocated { exporter, .. } => {
+                    format!(
+                        "{} → {exporter} (colocated: linked in the graph)",
+                        wire.import
+                    )
+                }
+                Route::Remote { exporter, job, .. } => {
+                    format!(
+                        "{} → {exporter} (remote: job {job}, over HTTP)",
+                        wire.import
+                    )
+                }
+                Route::Host(HostInterface::Runtime) => {
+                    format!("{} → host (runtime interface)", wire.import)
+                }
+                Route::Host(HostInterface::Wasi) | Route::TypesOnly => continue,
+            };
+            if seen.insert((wire.importer.clone(), line.clone())) {
+                writeln!(out, "    {}: {line}", wire.importer)?;
+            }
+        }
+    }
+    Ok(out)
+}

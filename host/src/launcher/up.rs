@@ -1,0 +1,232 @@
+//! `amimono up <app>`: builds the bundle if the app changed, writes a
+//! localhost bindings file pinned to the revision, and runs one `amimono run`
+//! child per job. Child log lines (stderr) come out prefixed with the job
+//! name; once every HTTP component has an address, their URLs are printed as
+//! `<label>: <url>`. Ctrl-C or SIGTERM stops every child; if a child dies,
+//! `up` says which, how, and its last log lines, stops the others and exits 1.
+
+use super::bindings::{localhost_bindings, ports_file};
+use crate::app::App;
+use crate::artifact_cache::engine_fingerprint;
+use crate::bundle::{Bundle, build_components, write_bundle};
+use crate::engine::{EngineUse, new_engine};
+use crate::manifest::{BindingType, Manifest};
+use anyhow::{Context, Result};
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+/// Log lines kept per job, to show when it dies.
+const KEPT_LINES: usize = 20;
+/// How long a child gets to stop after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// What `amimono up` needs.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// The app directory (or manifest).
+    pub app: PathBuf,
+    /// Where the bundle goes.
+    pub bundle: PathBuf,
+    /// First port for the bindings file.
+    pub base_port: Option<u16>,
+}
+
+enum Event {
+    Stdout(String, String),
+    Stderr(String, String),
+    Exited(String),
+}
+
+/// Runs every job of the app as its own process until stopped; returns the
+/// exit status for `up` itself.
+pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result<i32> {
+    let manifest = Manifest::load(&options.app)?;
+    build_components(&manifest, progress)?;
+    let app = App::load(&options.app)?;
+    let engine = new_engine(EngineUse::Serving)?;
+    let current = Bundle::open(&options.bundle).ok().is_some_and(|b| {
+        b.index.revision == app.revision && b.index.engine == engine_fingerprint(&engine)
+    });
+    if current {
+        progress(format!(
+            "bundle {} is up to date (revision {})",
+            options.bundle.display(),
+            app.revision
+        ));
+    } else {
+        let outcome = write_bundle(&app, &engine, &options.bundle, progress)?;
+        progress(format!(
+            "bundle {} (revision {})",
+            outcome.path.display(),
+            outcome.revision
+        ));
+    }
+    drop(engine);
+
+    let ports = ports_file(&options.app);
+    let bindings_text = localhost_bindings(&app, options.base_port, &ports, true)?;
+    let bindings_path = ports.with_file_name("bindings.toml");
+    std::fs::write(&bindings_path, &bindings_text)
+        .with_context(|| format!("writing {}", bindings_path.display()))?;
+    progress(format!("bindings {}", bindings_path.display()));
+
+    let http_labels: Vec<String> = app
+        .components
+        .values()
+        .filter(|c| c.spec.binding == BindingType::Http)
+        .map(|c| c.spec.label.clone())
+        .collect();
+    let exe = std::env::current_exe().context("finding the amimono executable")?;
+    let (events, mut received) = mpsc::unbounded_channel();
+    let mut children: BTreeMap<String, Child> = BTreeMap::new();
+    for job in app.manifest.jobs.keys() {
+        let child = spawn_job(&exe, &options.bundle, &bindings_path, job, &events)?;
+        children.insert(job.clone(), child);
+    }
+    drop(events);
+
+    let mut last_lines: BTreeMap<String, VecDeque<String>> = BTreeMap::new();
+    let mut urls: BTreeMap<String, String> = BTreeMap::new();
+    let mut announced = false;
+    let status = loop {
+        let event = tokio::select! {
+            event = received.recv() => event,
+            () = crate::run::shutdown_signal() => {
+                progress("stopping every job".to_string());
+                break 0;
+            }
+        };
+        match event {
+            Some(Event::Stderr(job, line)) => {
+                eprintln!("[{job}] {line}");
+                remember(&mut last_lines, &job, line);
+            }
+            Some(Event::Stdout(job, line)) => {
+                match line.split_once(": ") {
+                    Some((label, url)) if http_labels.iter().any(|l| l == label) => {
+                        urls.insert(label.to_string(), url.to_string());
+                    }
+                    _ => println!("[{job}] {line}"),
+                }
+                remember(&mut last_lines, &job, line);
+                if !announced && http_labels.iter().all(|l| urls.contains_key(l)) {
+                    announced = true;
+                    let mut out = std::io::stdout().lock();
+                    for (label, url) in &urls {
+                        writeln!(out, "{label}: {url}").context("writing to stdout")?;
+                    }
+                    out.flush().context("writing to stdout")?;
+                    progress(format!(
+                        "{} jobs running; Ctrl-C stops them",
+                        children.len()
+                    ));
+                }
+            }
+            Some(Event::Exited(job)) => {
+                let how = match children.remove(&job) {
+                    Some(mut child) => match child.wait().await {
+                        Ok(status) => describe(status),
+                        Err(e) => format!("ended and could not be waited for ({e})"),
+                    },
+                    None => "ended".to_string(),
+                };
+                let lines = last_lines.remove(&job).unwrap_or_default();
+                eprintln!("amimono up: job `{job}` {how}; its last log lines:");
+                for line in lines {
+                    eprintln!("  [{job}] {line}");
+                }
+                eprintln!("amimono up: stopping the other jobs");
+                break 1;
+            }
+            None => break 1,
+        }
+    };
+    stop_all(children).await;
+    Ok(status)
+}
+
+fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        _ => format!("ended ({status})"),
+    }
+}
+
+fn remember(last: &mut BTreeMap<String, VecDeque<String>>, job: &str, line: String) {
+    let lines = last.entry(job.to_string()).or_default();
+    if lines.len() == KEPT_LINES {
+        lines.pop_front();
+    }
+    lines.push_back(line);
+}
+
+fn spawn_job(
+    exe: &Path,
+    bundle: &Path,
+    bindings: &Path,
+    job: &str,
+    events: &mpsc::UnboundedSender<Event>,
+) -> Result<Child> {
+    let mut child = Command::new(exe)
+        .arg("run")
+        .arg(bundle)
+        .env("AMIMONO_JOB", job)
+        .env("AMIMONO_BINDINGS", bindings)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting job `{job}`"))?;
+    let stdout = child.stdout.take().context("child stdout")?;
+    let stderr = child.stderr.take().context("child stderr")?;
+    let (tx, name) = (events.clone(), job.to_string());
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = tx.send(Event::Stdout(name.clone(), line));
+        }
+    });
+    let (tx, name) = (events.clone(), job.to_string());
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = tx.send(Event::Stderr(name.clone(), line));
+        }
+        // stderr closes when the process ends: report how it ended.
+        let _ = tx.send(Event::Exited(name));
+    });
+    Ok(child)
+}
+
+/// Sends SIGTERM to every child, waits a grace period, then kills.
+async fn stop_all(children: BTreeMap<String, Child>) {
+    for (job, mut child) in children {
+        if let Some(pid) = child.id() {
+            terminate(pid);
+        }
+        match tokio::time::timeout(STOP_GRACE, child.wait()).await {
+            Ok(Ok(status)) => tracing::debug!(job, %status, "job stopped"),
+            _ => {
+                let _ = child.kill().await;
+            }
+        }
+    }
+}
+
+fn terminate(pid: u32) {
+    // SAFETY: `kill` with a pid this process spawned and still owns (the
+    // child has not been reaped: we hold its `Child`), and a valid signal.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGTERM);
+    }
+}
