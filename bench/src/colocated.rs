@@ -363,7 +363,7 @@ impl Driver for Floor {
     }
 }
 
-fn typed<T, P, R>(
+pub(crate) fn typed<T, P, R>(
     instance: &Instance,
     mut store: &mut Store<T>,
     interface: &str,

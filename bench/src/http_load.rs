@@ -4,13 +4,14 @@
 //! this process. Reports requests/s and latency percentiles, to show how the
 //! per-request-instance model scales across the machine's cores.
 
+use crate::child::ChildGuard;
 use crate::stats::{median, percentile};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
@@ -63,16 +64,6 @@ impl HttpLoad {
     }
 }
 
-/// A host process, killed on drop.
-struct HostProcess(Child);
-
-impl Drop for HostProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs the measure against a freshly started host.
 pub fn run(root: &Path, quick: bool) -> Result<HttpLoad> {
     let seconds = if quick { 1.0 } else { 5.0 };
@@ -86,7 +77,7 @@ pub fn run(root: &Path, quick: bool) -> Result<HttpLoad> {
         .spawn()
         .context("starting target/release/amimono (run `cargo xtask build`)")?;
     let stdout = child.stdout.take().context("no stdout")?;
-    let host = HostProcess(child);
+    let host = ChildGuard(child);
     let mut line = String::new();
     BufReader::new(stdout)
         .read_line(&mut line)

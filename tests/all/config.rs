@@ -87,14 +87,14 @@ fn job_flag_mirrors_the_variable() {
 }
 
 #[test]
-fn a_job_whose_imports_live_in_another_job_says_so() {
-    // Calls between jobs arrive with remote routing; until then the web job
-    // alone must fail clearly, naming both sides.
+fn a_job_whose_remote_callees_have_no_address_says_so() {
+    // Without a bindings file the web job cannot know where `greeter` runs.
     let out = run_amimono(&["run", "examples/hello"], &[("AMIMONO_JOB", "web")]);
     let (_, err) = texts(&out);
     assert!(!out.status.success());
     assert!(
-        err.contains("component `frontend` (job `web`) imports `hello:app/greeter@0.1.0` from `greeter`, which runs in job `backend`"),
+        err.contains("no address is known for components that run in other jobs: `greeter` (job `backend`), imported by `frontend`"),
         "{err}"
     );
+    assert!(err.contains("amimono bindings"), "{err}");
 }

@@ -1,16 +1,38 @@
-//! The hello example served over HTTP, all jobs in one process.
+//! The hello example served over HTTP, under every layout.
 
-use amimono_tests::{Host, free_port, get, hello_app, run_amimono, temp_app, texts};
+use amimono_tests::{
+    Deployment, Host, Layout, free_port, get, hello_app, run_amimono, temp_app, texts,
+};
 use std::time::Duration;
 
-fn local_host() -> Host {
-    Host::start(&hello_app(), &[("AMIMONO_JOB", "_local")], &["frontend"])
+/// Runs each scenario under every layout: all colocated, every call forced
+/// over HTTP in one process, and one process per job. Results must not
+/// depend on the placement.
+macro_rules! in_every_layout {
+    ($($scenario:ident),* $(,)?) => {
+        mod local {
+            $( #[test] fn $scenario() { super::$scenario(amimono_tests::Layout::Local) } )*
+        }
+        mod forced_remote {
+            $( #[test] fn $scenario() { super::$scenario(amimono_tests::Layout::ForcedRemote) } )*
+        }
+        mod split {
+            $( #[test] fn $scenario() { super::$scenario(amimono_tests::Layout::Split) } )*
+        }
+    };
 }
 
-#[test]
-fn hello_world_over_http() {
-    let host = local_host();
-    let url = host.url("frontend");
+in_every_layout!(
+    hello_world_over_http,
+    bad_names_are_4xx_from_result_errors_not_traps,
+    lists_cross_the_boundaries,
+    runtime_interface_answers_per_component,
+    serves_requests_concurrently,
+);
+
+fn hello_world_over_http(layout: Layout) {
+    let app = Deployment::hello(layout);
+    let url = app.url();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let reply = get(&format!("{url}/hello/world"));
     assert_eq!(reply.status, 200, "{reply:?}");
@@ -22,10 +44,9 @@ fn hello_world_over_http() {
     );
 }
 
-#[test]
-fn bad_names_are_4xx_from_result_errors_not_traps() {
-    let host = local_host();
-    let url = host.url("frontend");
+fn bad_names_are_4xx_from_result_errors_not_traps(layout: Layout) {
+    let app = Deployment::hello(layout);
+    let url = app.url();
     for path in ["/hello/", "/hello", "/hello/%20%20"] {
         let reply = get(&format!("{url}{path}"));
         assert_eq!(reply.status, 400, "{path}: {reply:?}");
@@ -36,18 +57,13 @@ fn bad_names_are_4xx_from_result_errors_not_traps() {
     let reply = get(&format!("{url}/hello/x?lang=tlh"));
     assert_eq!(reply.status, 404, "{reply:?}");
     assert!(reply.body.contains("tlh"), "{reply:?}");
-    // None of these trapped: the host logged no failed request.
-    assert!(
-        !host.stderr().contains("request failed"),
-        "{}",
-        host.stderr()
-    );
+    // None of these trapped or failed a remote call.
+    assert!(!app.logs().contains("failed"), "{}", app.logs());
 }
 
-#[test]
-fn lists_cross_the_boundaries() {
-    let host = local_host();
-    let url = host.url("frontend");
+fn lists_cross_the_boundaries(layout: Layout) {
+    let app = Deployment::hello(layout);
+    let url = app.url();
     let reply = get(&format!("{url}/greet-all/ada,,bob"));
     assert_eq!(reply.status, 200, "{reply:?}");
     let lines: Vec<&str> = reply.body.lines().collect();
@@ -62,17 +78,27 @@ fn lists_cross_the_boundaries() {
     );
 }
 
-#[test]
-fn runtime_interface_answers_per_component() {
-    let host = local_host();
-    let reply = get(&format!("{}/about", host.url("frontend")));
+fn runtime_interface_answers_per_component(layout: Layout) {
+    let app = Deployment::hello(layout);
+    let reply = get(&format!("{}/about", app.url()));
     assert_eq!(reply.status, 200, "{reply:?}");
     let about: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
     assert_eq!(about["label"], "frontend");
     assert_eq!(about["app"], "hello");
-    assert_eq!(about["job"], "_local");
+    let job = if layout == Layout::Split {
+        "web"
+    } else {
+        "_local"
+    };
+    assert_eq!(about["job"], job);
     assert_eq!(about["greeter"]["type"], "rpc");
     assert_eq!(about["greeter"]["job"], "backend");
+    // The greeter has an address exactly when calls to it go over HTTP.
+    assert_eq!(
+        about["greeter"]["url"].is_null(),
+        layout == Layout::Local,
+        "{about}"
+    );
     let (config, _) = texts(&run_amimono(
         &["run", "examples/hello"],
         &[("AMIMONO_JOB", "_config")],
@@ -81,10 +107,9 @@ fn runtime_interface_answers_per_component() {
     assert_eq!(about["revision"], config["revision"]);
 }
 
-#[test]
-fn serves_requests_concurrently() {
-    let host = local_host();
-    let url = host.url("frontend").to_string();
+fn serves_requests_concurrently(layout: Layout) {
+    let app = Deployment::hello(layout);
+    let url = app.url().to_string();
     let workers: Vec<_> = (0..8)
         .map(|i| {
             let url = url.clone();

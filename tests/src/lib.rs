@@ -96,10 +96,16 @@ impl Host {
     /// Starts `amimono run <app>` with `env` and waits until it has printed
     /// a URL for each label in `http_labels`.
     pub fn start(app: &Path, env: &[(&str, &str)], http_labels: &[&str]) -> Host {
+        let app = app.to_string_lossy().into_owned();
+        Host::start_with(&["run", &app], env, http_labels)
+    }
+
+    /// Starts `amimono <args>` (e.g. `up <app>`) with `env` and waits until
+    /// it has printed a URL for each label in `http_labels`.
+    pub fn start_with(args: &[&str], env: &[(&str, &str)], http_labels: &[&str]) -> Host {
         let mut command = amimono();
         command
-            .arg("run")
-            .arg(app)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -142,7 +148,7 @@ impl Host {
                 Err(_) => {
                     let status = host.child.try_wait().ok().flatten();
                     panic!(
-                        "amimono run did not print URLs for {http_labels:?} (exit: {status:?}); stderr:\n{}",
+                        "amimono {args:?} did not print URLs for {http_labels:?} (exit: {status:?}); stderr:\n{}",
                         host.stderr()
                     );
                 }
@@ -159,6 +165,33 @@ impl Host {
     /// Everything the host wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until the host logged that its job runs (for jobs without HTTP
+    /// components, which print no URL).
+    pub fn wait_running(&self) {
+        assert!(
+            self.wait_for_log("job running", Duration::from_secs(60)),
+            "the host did not start; stderr:\n{}",
+            self.stderr()
+        );
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `timeout` for the process to exit; its status code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// Waits up to `timeout` for the host's stderr to contain `needle`.
@@ -229,4 +262,141 @@ pub fn temp_app(text: &str) -> tempfile::TempDir {
     }
     std::fs::write(dir.path().join("amimono.toml"), manifest).unwrap();
     dir
+}
+
+/// POSTs `body` to `url` with `headers`; status, response headers and body bytes.
+pub fn post(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut request = agent.post(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut response = request
+        .send(body)
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+        .collect();
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_vec().unwrap();
+    (status, headers, body)
+}
+
+/// The hello manifest with absolute component paths and without build
+/// commands, so it works from any directory.
+pub fn hello_manifest() -> String {
+    let text = std::fs::read_to_string(hello_app().join("amimono.toml")).unwrap();
+    let wasm_dir = format!("{}/", root().join("target/wasm32-wasip2/release").display());
+    text.replace("../../target/wasm32-wasip2/release/", &wasm_dir)
+        .lines()
+        .filter(|l| !l.starts_with("build = "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A bindings file for the hello app on free loopback ports: frontend on
+/// its own port, the backend job's rpc components sharing one.
+pub fn hello_bindings(dir: &Path) -> (PathBuf, u16, u16) {
+    let (web, backend) = (free_port(), free_port());
+    let path = dir.join("bindings.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[components.frontend]\ntype = \"http\"\ninternal = \"127.0.0.1:{web}\"\nexternal = \"http://127.0.0.1:{web}\"\n\n\
+             [components.greeter]\ntype = \"rpc\"\ninternal = \"127.0.0.1:{backend}\"\nexternal = \"http://127.0.0.1:{backend}\"\n\n\
+             [components.phrasebook]\ntype = \"rpc\"\ninternal = \"127.0.0.1:{backend}\"\nexternal = \"http://127.0.0.1:{backend}\"\n"
+        ),
+    )
+    .unwrap();
+    (path, web, backend)
+}
+
+/// Where the hello app's components run: the placements every scenario is
+/// run under (Service Weaver's `weavertest` runners).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Every job in one process, calls linked directly (`_local`).
+    Local,
+    /// Every job in one process, every call between components over HTTP.
+    ForcedRemote,
+    /// One `amimono run` process per job, calls between jobs over HTTP.
+    Split,
+}
+
+/// The hello app deployed in some [`Layout`].
+pub struct Deployment {
+    /// The hosts, web last.
+    pub hosts: Vec<Host>,
+    /// The layout.
+    pub layout: Layout,
+    _dir: tempfile::TempDir,
+}
+
+impl Deployment {
+    /// Starts the hello app in `layout` and waits until it serves.
+    pub fn hello(layout: Layout) -> Deployment {
+        Deployment::start(&hello_app(), layout)
+    }
+
+    /// Starts the app at `app` (shaped like hello: jobs `web` and `backend`) in `layout`.
+    pub fn start(app: &Path, layout: Layout) -> Deployment {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = match layout {
+            Layout::Local => vec![Host::start(
+                app,
+                &[("AMIMONO_JOB", "_local")],
+                &["frontend"],
+            )],
+            Layout::ForcedRemote => vec![Host::start(
+                app,
+                &[("AMIMONO_JOB", "_local"), ("AMIMONO_FORCE_REMOTE", "1")],
+                &["frontend"],
+            )],
+            Layout::Split => {
+                let (bindings, _, _) = hello_bindings(dir.path());
+                let bindings = bindings.to_str().unwrap();
+                let backend = Host::start(
+                    app,
+                    &[("AMIMONO_JOB", "backend"), ("AMIMONO_BINDINGS", bindings)],
+                    &[],
+                );
+                backend.wait_running();
+                let web = Host::start(
+                    app,
+                    &[("AMIMONO_JOB", "web"), ("AMIMONO_BINDINGS", bindings)],
+                    &["frontend"],
+                );
+                vec![backend, web]
+            }
+        };
+        Deployment {
+            hosts,
+            layout,
+            _dir: dir,
+        }
+    }
+
+    /// The frontend's URL.
+    pub fn url(&self) -> &str {
+        self.hosts.last().unwrap().url("frontend")
+    }
+
+    /// Everything every host logged.
+    pub fn logs(&self) -> String {
+        self.hosts
+            .iter()
+            .map(Host::stderr)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }

@@ -27,8 +27,10 @@
 //! of each value's encoding, in order — a tuple without a header.
 //!
 //! Resources (`own`, `borrow`), `stream`, `future`, `error-context`, `map` and
-//! fixed-length lists cannot cross jobs: [`encodable`] says so up front, and
-//! encoding or decoding them is an error naming the type.
+//! fixed-length lists cannot cross jobs: [`encodable`] says so up front (call
+//! it once per signature), and encoding or decoding a value of such a type is
+//! an error naming it. (Encoding and decoding only look at the parts of a type
+//! that the value reaches: an empty `list<own<r>>` or a `none` passes.)
 //!
 //! Decoding is strict: LEB128 longer than the type allows (more than
 //! `ceil(bits / 7)` bytes) or out of its range, bools other than 0/1, invalid
@@ -1072,32 +1074,32 @@ mod tests {
     const WAT: &str = r#"
     (component
       (type $iface (instance
-        (export $r "r" (type (sub resource)))
+        (export "r" (type $r (sub resource)))
         (type $rec0 (record (field "a" u8) (field "name" string)))
-        (export $rec "rec" (type (eq $rec0)))
+        (export "rec" (type $rec (eq $rec0)))
         (type $big0 (record
           (field "id" u32)
           (field "tags" (list string))
           (field "inner" $rec)
           (field "maybe" (option s64))))
-        (export $big "big" (type (eq $big0)))
+        (export "big" (type $big (eq $big0)))
         (type $var0 (variant (case "none") (case "byte" u8) (case "text" string)))
-        (export $var "var" (type (eq $var0)))
+        (export "var" (type $var (eq $var0)))
         (type $color0 (enum "red" "green" "blue"))
-        (export $color "color" (type (eq $color0)))
+        (export "color" (type $color (eq $color0)))
         (type $f10 (flags "a"))
-        (export $f1 "f1" (type (eq $f10)))
+        (export "f1" (type $f1 (eq $f10)))
         (type $f30 (flags "a" "b" "c"))
-        (export $f3 "f3" (type (eq $f30)))
+        (export "f3" (type $f3 (eq $f30)))
         (type $f90 (flags "f0" "f1" "f2" "f3" "f4" "f5" "f6" "f7" "f8"))
-        (export $f9 "f9" (type (eq $f90)))
+        (export "f9" (type $f9 (eq $f90)))
         (type $f320 (flags
           "g0" "g1" "g2" "g3" "g4" "g5" "g6" "g7" "g8" "g9" "g10" "g11" "g12" "g13" "g14" "g15"
           "g16" "g17" "g18" "g19" "g20" "g21" "g22" "g23" "g24" "g25" "g26" "g27" "g28" "g29"
           "g30" "g31"))
-        (export $f32 "f32" (type (eq $f320)))
+        (export "f32" (type $f32 (eq $f320)))
         (type $holder0 (record (field "id" u32) (field "handle" (own $r))))
-        (export $holder "holder" (type (eq $holder0)))
+        (export "holder" (type $holder (eq $holder0)))
         (type $all (func
           (param "bool" bool) (param "s8" s8) (param "u8" u8) (param "s16" s16) (param "u16" u16)
           (param "s32" s32) (param "u32" u32) (param "s64" s64) (param "u64" u64)
@@ -1936,7 +1938,11 @@ mod tests {
             ),
             "{err}"
         );
-        let err = encode_values(&[Val::List(vec![])], &[ty("list-own")], &mut out).unwrap_err();
+        // Only the parts a value reaches are looked at: an empty list of
+        // resources encodes (`encodable` is the up-front check).
+        encode_values(&[Val::List(vec![])], &[ty("list-own")], &mut out).unwrap();
+        assert_eq!(out, [0]);
+        let err = decode_values(&[1, 0], &[ty("list-own")]).unwrap_err();
         assert!(matches!(err, CodecError::Unsupported { .. }), "{err:?}");
     }
 
