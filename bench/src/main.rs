@@ -3,17 +3,37 @@
 //! ratio is measured side by side in one run, rounds interleaved, medians
 //! reported: this machine is noisy. Results also go to
 //! `target/bench/results.json`.
+//!
+//! `amimono-bench --raw-echo-server <port> [--instantiate <app dir>]` is an
+//! internal mode: the raw hyper server PF2 compares remote calls against
+//! (see [`raw_server`]).
 
+mod child;
 mod colocated;
 mod http_load;
 mod instantiate;
+mod raw_server;
+mod remote_call;
 mod stats;
 
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
 fn main() -> Result<()> {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == raw_server::FLAG) {
+        let port = args
+            .get(i + 1)
+            .and_then(|p| p.parse::<u16>().ok())
+            .with_context(|| format!("usage: amimono-bench {} <port>", raw_server::FLAG))?;
+        let instantiate = args
+            .iter()
+            .position(|a| a == raw_server::INSTANTIATE_FLAG)
+            .and_then(|j| args.get(j + 1))
+            .map(Path::new);
+        return raw_server::run(port, instantiate);
+    }
+    let quick = args.iter().any(|a| a == "--quick");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
@@ -22,10 +42,13 @@ fn main() -> Result<()> {
     println!("{}", pf1.table());
     let instantiation = instantiate::run(&root, quick)?;
     println!("{}", instantiation.table());
+    let pf2 = remote_call::run(&root, quick)?;
+    println!("{}", pf2.table());
     let http = http_load::run(&root, quick)?;
     println!("{}", http.table());
     let results = serde_json::json!({
         "PF1": pf1.json(),
+        "PF2": pf2.json(),
         "instantiation": instantiation.json(),
         "http": http.json(),
     });

@@ -8,8 +8,20 @@
 //! Started as `amimono-bench --raw-echo-server <port>` (0 = any free port);
 //! prints `listening on <address>` on stdout once it accepts connections and
 //! exits when its stdin is closed, so it never outlives the benchmark.
+//!
+//! With `--instantiate <app dir>` (for attribution) it also does, for every
+//! request, what an amimono callee does besides the protocol: a new store and
+//! a fresh instance of the `callee` graph of that app's `callees` job (pooling
+//! allocator), dropped before answering. No function is called (that costs
+//! well under a µs); the answer is still the echoed body.
 
+use amimono::app::App;
+use amimono::engine::{EngineUse, new_engine};
+use amimono::host_state::{HostState, new_store};
+use amimono::job::{LinkContext, compose_graph, prepare_graph};
+use amimono::placement::Placement;
 use amimono::remote::protocol::{CONTENT_TYPE, HEADER_REVISION};
+use amimono::runtime_interface::RuntimeFacts;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -18,28 +30,52 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
 use tokio::net::TcpListener;
+use wasmtime::component::InstancePre;
 
 /// The command-line flag that selects this mode.
 pub const FLAG: &str = "--raw-echo-server";
 
+/// The flag that adds an instantiation per request.
+pub const INSTANTIATE_FLAG: &str = "--instantiate";
+
 /// A revision of the length the host's has (16 hex digits).
 const DUMMY_REVISION: &str = "0000000000000000";
 
-/// Serves on `127.0.0.1:<port>` until stdin is closed.
-pub fn run(port: u16) -> Result<()> {
+/// Serves on `127.0.0.1:<port>` until stdin is closed; with `instantiate`
+/// (an app directory), instantiates its callee graph per request.
+pub fn run(port: u16, instantiate: Option<&Path>) -> Result<()> {
     std::thread::spawn(|| {
         let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
         std::process::exit(0);
     });
+    let pre = instantiate.map(callee_pre).transpose()?.map(Arc::new);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(port))
+    runtime.block_on(serve(port, pre))
 }
 
-async fn serve(port: u16) -> Result<()> {
+/// The callee graph of the `callees` job of the app at `app_dir`, prepared
+/// as `amimono run` prepares it.
+fn callee_pre(app_dir: &Path) -> Result<InstancePre<HostState>> {
+    let app = App::load(app_dir)?;
+    let placement = Placement::for_job(&app, "callees")?;
+    let composed = compose_graph(&app, &placement, "callee")?;
+    let engine = new_engine(EngineUse::Serving)?;
+    let graph = prepare_graph(
+        &engine,
+        &app,
+        &LinkContext::local(Arc::new(RuntimeFacts::default())),
+        &composed,
+    )?;
+    Ok(graph.pre)
+}
+
+async fn serve(port: u16, pre: Option<Arc<InstancePre<HostState>>>) -> Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| format!("listening on 127.0.0.1:{port}"))?;
@@ -51,22 +87,38 @@ async fn serve(port: u16) -> Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
+        let pre = pre.clone();
         tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let pre = pre.clone();
+                async move { echo(pre.as_deref(), request).await }
+            });
             let _ = http1::Builder::new()
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), hyper::service::service_fn(echo))
+                .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
     }
 }
 
 async fn echo(
+    pre: Option<&InstancePre<HostState>>,
     request: hyper::Request<hyper::body::Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let body = match request.into_body().collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => Bytes::new(),
     };
+    if let Some(pre) = pre {
+        let mut store = new_store(pre.engine());
+        if pre.instantiate_async(&mut store).await.is_err() {
+            let mut response = hyper::Response::new(Full::new(Bytes::from_static(
+                b"cannot instantiate the callee graph\n",
+            )));
+            *response.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+            return Ok(response);
+        }
+    }
     let mut response = hyper::Response::new(Full::new(body));
     let headers = response.headers_mut();
     headers.insert(

@@ -44,7 +44,19 @@ pub fn new_engine(use_: EngineUse) -> Result<Engine> {
             .max_memory_size(1 << 30);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
-    Engine::new(&config)
+    let engine = Engine::new(&config)
         .anyhow()
-        .context("creating the wasmtime engine")
+        .context("creating the wasmtime engine")?;
+    let ticking = engine.weak();
+    std::thread::Builder::new()
+        .name("amimono-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = ticking.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .context("starting the epoch thread")?;
+    Ok(engine)
 }

@@ -9,4 +9,5 @@ mod call;
 mod cargo_component;
 mod config;
 mod hello_http;
+mod remote;
 mod traps;

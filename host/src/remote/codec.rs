@@ -457,32 +457,47 @@ pub fn encode_values(values: &[Val], types: &[Type], out: &mut Vec<u8>) -> Resul
     Ok(())
 }
 
-/// An upper bound of a value's encoded size (well, close to one: flags are
-/// estimated), to reserve the output once.
+/// An upper bound of a value's encoded size (flags are estimated), to reserve
+/// the output once. Lists of scalars are not walked: their first element's
+/// bound times their length.
 fn size_hint(val: &Val, depth: u32) -> usize {
+    if let Some(n) = scalar_hint(val) {
+        return n;
+    }
     if depth > MAX_DEPTH {
         return 0;
     }
     let depth = depth + 1;
     let boxed = |v: &Option<Box<Val>>| v.as_deref().map_or(0, |v| size_hint(v, depth));
     match val {
-        Val::Bool(_) | Val::S8(_) | Val::U8(_) => 1,
-        Val::S16(_) | Val::U16(_) => 3,
-        Val::S32(_) | Val::U32(_) | Val::Float32(_) | Val::Char(_) => 5,
-        Val::S64(_) | Val::U64(_) => 10,
-        Val::Float64(_) => 8,
         Val::String(s) => 5 + s.len(),
-        Val::List(items) | Val::Tuple(items) => {
-            5 + items.iter().map(|v| size_hint(v, depth)).sum::<usize>()
+        Val::List(items) => {
+            5 + match items.first().and_then(scalar_hint) {
+                Some(n) => n.saturating_mul(items.len()),
+                None => items.iter().map(|v| size_hint(v, depth)).sum(),
+            }
         }
+        Val::Tuple(items) => items.iter().map(|v| size_hint(v, depth)).sum(),
         Val::Record(fields) => fields.iter().map(|(_, v)| size_hint(v, depth)).sum(),
         Val::Variant(_, payload) => 5 + boxed(payload),
-        Val::Enum(_) => 5,
         Val::Option(payload) => 1 + boxed(payload),
         Val::Result(Ok(payload) | Err(payload)) => 1 + boxed(payload),
         Val::Flags(names) => 4 + names.len() / 8,
         _ => 0,
     }
+}
+
+/// The encoded size bound of a fixed-size value.
+#[inline]
+fn scalar_hint(val: &Val) -> Option<usize> {
+    Some(match val {
+        Val::Bool(_) | Val::S8(_) | Val::U8(_) => 1,
+        Val::S16(_) | Val::U16(_) => 3,
+        Val::S32(_) | Val::U32(_) | Val::Float32(_) | Val::Char(_) | Val::Enum(_) => 5,
+        Val::S64(_) | Val::U64(_) => 10,
+        Val::Float64(_) => 8,
+        _ => return None,
+    })
 }
 
 #[inline]
@@ -560,11 +575,30 @@ fn val_kind(val: &Val) -> &'static str {
     }
 }
 
-fn encode(val: &Val, ty: &Type, out: &mut Vec<u8>, depth: u32) -> Result<(), CodecError> {
-    if depth > MAX_DEPTH {
-        return Err(CodecError::TooDeep { at: String::new() });
-    }
-    let depth = depth + 1;
+/// Whether a type is a fixed-size scalar (the types of [`encode_scalar`] and
+/// [`decode_scalar`]).
+#[inline]
+fn is_scalar(ty: &Type) -> bool {
+    matches!(
+        ty,
+        Type::Bool
+            | Type::S8
+            | Type::U8
+            | Type::S16
+            | Type::U16
+            | Type::S32
+            | Type::U32
+            | Type::S64
+            | Type::U64
+            | Type::Float32
+            | Type::Float64
+            | Type::Char
+    )
+}
+
+/// Encodes a scalar; `false` if the value is not of the (scalar) type.
+#[inline(always)]
+fn encode_scalar(val: &Val, ty: &Type, out: &mut Vec<u8>) -> bool {
     match (ty, val) {
         (Type::Bool, Val::Bool(b)) => out.push(u8::from(*b)),
         (Type::S8, Val::S8(v)) => out.push(*v as u8),
@@ -581,6 +615,35 @@ fn encode(val: &Val, ty: &Type, out: &mut Vec<u8>, depth: u32) -> Result<(), Cod
             let mut buf = [0u8; 4];
             out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
         }
+        _ => return false,
+    }
+    true
+}
+
+#[cold]
+fn type_mismatch(ty: &Type, val: &Val) -> CodecError {
+    unsupported(ty).unwrap_or_else(|| {
+        CodecError::mismatch(format!(
+            "expected `{}`, found {}",
+            TypeName(ty, 0),
+            val_kind(val)
+        ))
+    })
+}
+
+fn encode(val: &Val, ty: &Type, out: &mut Vec<u8>, depth: u32) -> Result<(), CodecError> {
+    if depth > MAX_DEPTH {
+        return Err(CodecError::TooDeep { at: String::new() });
+    }
+    let depth = depth + 1;
+    if is_scalar(ty) {
+        return if encode_scalar(val, ty, out) {
+            Ok(())
+        } else {
+            Err(type_mismatch(ty, val))
+        };
+    }
+    match (ty, val) {
         (Type::String, Val::String(s)) => {
             write_len(out, s.len(), "string")?;
             out.extend_from_slice(s.as_bytes());
@@ -589,17 +652,26 @@ fn encode(val: &Val, ty: &Type, out: &mut Vec<u8>, depth: u32) -> Result<(), Cod
             write_len(out, items.len(), "list")?;
             let elem = l.ty();
             if let Type::U8 = elem {
-                out.reserve(items.len());
+                // One reservation, no per-byte capacity check.
+                let mut bad = None;
+                out.extend(items.iter().enumerate().map(|(i, item)| match item {
+                    Val::U8(b) => *b,
+                    other => {
+                        bad.get_or_insert((i, other));
+                        0
+                    }
+                }));
+                if let Some((i, other)) = bad {
+                    return Err(CodecError::mismatch(format!(
+                        "expected a u8, found {}",
+                        val_kind(other)
+                    ))
+                    .within(Seg::Element(i)));
+                }
+            } else if is_scalar(&elem) {
                 for (i, item) in items.iter().enumerate() {
-                    match item {
-                        Val::U8(b) => out.push(*b),
-                        other => {
-                            return Err(CodecError::mismatch(format!(
-                                "expected a u8, found {}",
-                                val_kind(other)
-                            ))
-                            .within(Seg::Element(i)));
-                        }
+                    if !encode_scalar(item, &elem, out) {
+                        return Err(type_mismatch(&elem, item).within(Seg::Element(i)));
                     }
                 }
             } else {
@@ -710,15 +782,7 @@ fn encode(val: &Val, ty: &Type, out: &mut Vec<u8>, depth: u32) -> Result<(), Cod
                 }
             }
         }
-        (ty, val) => {
-            return Err(unsupported(ty).unwrap_or_else(|| {
-                CodecError::mismatch(format!(
-                    "expected `{}`, found {}",
-                    TypeName(ty, 0),
-                    val_kind(val)
-                ))
-            }));
-        }
+        (ty, val) => return Err(type_mismatch(ty, val)),
     }
     Ok(())
 }
@@ -891,30 +955,10 @@ fn decode(ty: &Type, r: &mut Reader<'_>, depth: u32) -> Result<Val, CodecError> 
         return Err(CodecError::TooDeep { at: String::new() });
     }
     let depth = depth + 1;
+    if is_scalar(ty) {
+        return decode_scalar(ty, r);
+    }
     Ok(match ty {
-        Type::Bool => match r.byte("bool")? {
-            0 => Val::Bool(false),
-            1 => Val::Bool(true),
-            byte => {
-                return Err(CodecError::InvalidBool {
-                    at: String::new(),
-                    byte,
-                });
-            }
-        },
-        Type::S8 => Val::S8(r.byte("s8")? as i8),
-        Type::U8 => Val::U8(r.byte("u8")?),
-        // The LEB128 readers keep values within `bits`, so these casts are
-        // exact.
-        Type::S16 => Val::S16(r.sleb(16, "s16")? as i16),
-        Type::U16 => Val::U16(r.uleb(16, "u16")? as u16),
-        Type::S32 => Val::S32(r.sleb(32, "s32")? as i32),
-        Type::U32 => Val::U32(r.uleb(32, "u32")? as u32),
-        Type::S64 => Val::S64(r.sleb(64, "s64")?),
-        Type::U64 => Val::U64(r.uleb(64, "u64")?),
-        Type::Float32 => Val::Float32(f32::from_le_bytes(r.array("f32")?)),
-        Type::Float64 => Val::Float64(f64::from_le_bytes(r.array("f64")?)),
-        Type::Char => Val::Char(decode_char(r)?),
         Type::String => {
             let len = r.len("string")?;
             let bytes = r.take(len, "string")?;
@@ -932,8 +976,14 @@ fn decode(ty: &Type, r: &mut Reader<'_>, depth: u32) -> Result<Val, CodecError> 
             } else {
                 // `len` is bounded by the bytes left.
                 let mut items = Vec::with_capacity(len);
-                for i in 0..len {
-                    items.push(decode(&elem, r, depth).map_err(|e| e.within(Seg::Element(i)))?);
+                if is_scalar(&elem) {
+                    for i in 0..len {
+                        items.push(decode_scalar(&elem, r).map_err(|e| e.within(Seg::Element(i)))?);
+                    }
+                } else {
+                    for i in 0..len {
+                        items.push(decode(&elem, r, depth).map_err(|e| e.within(Seg::Element(i)))?);
+                    }
                 }
                 Val::List(items)
             }
@@ -1028,6 +1078,43 @@ fn decode(ty: &Type, r: &mut Reader<'_>, depth: u32) -> Result<Val, CodecError> 
                     reason: "not supported by the remote-call encoding",
                 }),
             );
+        }
+    })
+}
+
+/// Decodes a value of a scalar type (see [`is_scalar`]).
+#[inline(always)]
+fn decode_scalar(ty: &Type, r: &mut Reader<'_>) -> Result<Val, CodecError> {
+    Ok(match ty {
+        Type::Bool => match r.byte("bool")? {
+            0 => Val::Bool(false),
+            1 => Val::Bool(true),
+            byte => {
+                return Err(CodecError::InvalidBool {
+                    at: String::new(),
+                    byte,
+                });
+            }
+        },
+        Type::S8 => Val::S8(r.byte("s8")? as i8),
+        Type::U8 => Val::U8(r.byte("u8")?),
+        // The LEB128 readers keep values within `bits`, so these casts are
+        // exact.
+        Type::S16 => Val::S16(r.sleb(16, "s16")? as i16),
+        Type::U16 => Val::U16(r.uleb(16, "u16")? as u16),
+        Type::S32 => Val::S32(r.sleb(32, "s32")? as i32),
+        Type::U32 => Val::U32(r.uleb(32, "u32")? as u32),
+        Type::S64 => Val::S64(r.sleb(64, "s64")?),
+        Type::U64 => Val::U64(r.uleb(64, "u64")?),
+        Type::Float32 => Val::Float32(f32::from_le_bytes(r.array("f32")?)),
+        Type::Float64 => Val::Float64(f64::from_le_bytes(r.array("f64")?)),
+        Type::Char => Val::Char(decode_char(r)?),
+        other => {
+            return Err(CodecError::Unsupported {
+                at: String::new(),
+                ty: TypeName(other, 0).to_string(),
+                reason: "not a scalar",
+            });
         }
     })
 }
@@ -2104,5 +2191,49 @@ mod tests {
             }
         }
         assert!(decoded > 0, "the mutations should sometimes stay valid");
+    }
+
+    #[test]
+    fn tmp_bench() {
+        let cases: Vec<(&str, Val)> = vec![
+            ("u32", Val::U32(300)),
+            ("big", sample("big")),
+            ("string", s(&"x".repeat(1024))),
+            (
+                "nested",
+                Val::List(vec![Val::List((0..1000).map(Val::U32).collect())]),
+            ),
+            (
+                "bytes",
+                Val::List((0..1024).map(|i| Val::U8(i as u8)).collect()),
+            ),
+        ];
+        eprintln!(
+            "Val {} CodecError {} Result {}",
+            std::mem::size_of::<Val>(),
+            std::mem::size_of::<CodecError>(),
+            std::mem::size_of::<Result<Val, CodecError>>()
+        );
+        for (name, v) in cases {
+            let types = [ty(name)];
+            let vals = [v];
+            let mut out = Vec::new();
+            let n = 100_000;
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                out.clear();
+                encode_values(&vals, &types, &mut out).unwrap();
+            }
+            let enc = t.elapsed().as_nanos() as f64 / n as f64;
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(decode_values(&out, &types).unwrap());
+            }
+            let dec = t.elapsed().as_nanos() as f64 / n as f64;
+            eprintln!(
+                "{name}: {} bytes, encode {enc:.0} ns, decode {dec:.0} ns",
+                out.len()
+            );
+        }
     }
 }
