@@ -10,6 +10,7 @@
 
 mod child;
 mod colocated;
+mod experiment;
 mod http_load;
 mod instantiate;
 mod raw_server;
@@ -34,6 +35,13 @@ fn main() -> Result<()> {
         return raw_server::run(port, instantiate);
     }
     let quick = args.iter().any(|a| a == "--quick");
+    if std::env::var_os("AMIMONO_BENCH_EXPERIMENT").is_some() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        return experiment::run(&root);
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)

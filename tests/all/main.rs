@@ -5,9 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bad_input;
+mod bundle;
 mod call;
 mod cargo_component;
 mod config;
 mod hello_http;
+mod launcher;
 mod remote;
 mod traps;

@@ -6,7 +6,7 @@
 //!
 //! Layout (a tar archive):
 //! ```text
-//! amimono-bundle.json            index: format, app, revision, engine fingerprint, jobs → entries
+//! amimono-bundle.json            index: format, app, revision, engine fingerprint, jobs → entries, digests
 //! amimono.toml                   the manifest, as written
 //! components/<label>.wasm        each component, as built
 //! graphs/<job>/<label>.wasm      the composed graph of each entry component of each job (and `_local`)
@@ -46,6 +46,14 @@ pub struct Index {
     pub engine: String,
     /// Per job (and `_local`): the entry components whose graphs are bundled.
     pub jobs: BTreeMap<String, Vec<String>>,
+    /// SHA-256 of every graph and precompiled entry, checked on open: a
+    /// damaged precompiled artifact must never reach `Component::deserialize`.
+    pub digests: BTreeMap<String, String>,
+}
+
+fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 fn component_entry(label: &str) -> String {

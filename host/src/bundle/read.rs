@@ -2,7 +2,9 @@
 //! [`App`] from the stored manifest and components, and verifying that the
 //! revision matches the content.
 
-use super::{FORMAT, INDEX, Index, MANIFEST, component_entry, graph_entry, precompiled_entry};
+use super::{
+    FORMAT, INDEX, Index, MANIFEST, component_entry, digest, graph_entry, precompiled_entry,
+};
 use crate::app::App;
 use crate::manifest::Manifest;
 use anyhow::{Context, Result, bail};
@@ -98,20 +100,21 @@ impl Bundle {
                 app.revision
             );
         }
+        let mut take = |name: String| -> Result<Vec<u8>> {
+            let bytes = entries
+                .remove(&name)
+                .with_context(|| format!("{} lacks `{name}`", what()))?;
+            match index.digests.get(&name) {
+                Some(expected) if *expected == digest(&bytes) => Ok(bytes),
+                Some(_) => bail!("{} is corrupt: `{name}` does not match its digest", what()),
+                None => bail!("{} is corrupt: `{name}` has no digest", what()),
+            }
+        };
         let mut graphs = BTreeMap::new();
         for (job, labels) in &index.jobs {
             for label in labels {
-                let composed = entries.remove(&graph_entry(job, label)).with_context(|| {
-                    format!("{} lacks the graph of `{label}` in job `{job}`", what())
-                })?;
-                let precompiled = entries
-                    .remove(&precompiled_entry(job, label))
-                    .with_context(|| {
-                        format!(
-                            "{} lacks the compiled graph of `{label}` in job `{job}`",
-                            what()
-                        )
-                    })?;
+                let composed = take(graph_entry(job, label))?;
+                let precompiled = take(precompiled_entry(job, label))?;
                 graphs.insert(
                     (job.clone(), label.clone()),
                     GraphArtifact {

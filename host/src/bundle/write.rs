@@ -2,7 +2,9 @@
 //! every graph of every job, compiling it for the host's engine and writing
 //! the bundle atomically (temp file + rename).
 
-use super::{FORMAT, INDEX, Index, MANIFEST, component_entry, graph_entry, precompiled_entry};
+use super::{
+    FORMAT, INDEX, Index, MANIFEST, component_entry, digest, graph_entry, precompiled_entry,
+};
 use crate::app::App;
 use crate::artifact_cache;
 use crate::job::compose_job;
@@ -97,6 +99,7 @@ pub fn write_bundle(
         add(&component_entry(label), &component.bytes)?;
     }
     let mut jobs = BTreeMap::new();
+    let mut digests = BTreeMap::new();
     for placement in &placements {
         let started = Instant::now();
         let graphs = compose_job(app, placement, None)?;
@@ -107,8 +110,16 @@ pub fn write_bundle(
                 .serialize()
                 .anyhow()
                 .with_context(|| format!("serializing {what}"))?;
-            add(&graph_entry(&placement.job, label), &graph.bytes)?;
-            add(&precompiled_entry(&placement.job, label), &precompiled)?;
+            for (name, bytes) in [
+                (graph_entry(&placement.job, label), graph.bytes.as_slice()),
+                (
+                    precompiled_entry(&placement.job, label),
+                    precompiled.as_slice(),
+                ),
+            ] {
+                add(&name, bytes)?;
+                digests.insert(name, digest(bytes));
+            }
         }
         progress(format!(
             "job `{}`: composed and compiled {} graph{} in {:.2} s",
@@ -126,6 +137,7 @@ pub fn write_bundle(
         amimono_version: env!("CARGO_PKG_VERSION").to_string(),
         engine: artifact_cache::engine_fingerprint(engine),
         jobs,
+        digests,
     };
     add(
         INDEX,

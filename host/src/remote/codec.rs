@@ -53,6 +53,15 @@ use wasmtime::component::{Type, Val};
 /// stack exhaustion).
 const MAX_DEPTH: u32 = 128;
 
+/// Internal results carry the error boxed: a pointer-sized error keeps the
+/// hot paths' `Result`s small (returned in registers).
+type Res<T> = Result<T, Box<CodecError>>;
+
+#[cold]
+fn too_deep() -> Box<CodecError> {
+    Box::new(CodecError::TooDeep { at: String::new() })
+}
+
 /// Why bytes could not be decoded (or a value encoded) as the expected types.
 ///
 /// Every variant with an `at` field carries the location of the problem, e.g.
@@ -252,7 +261,7 @@ impl CodecError {
     /// Prefixes the location with an outer step (errors are rare: the
     /// location is only built on the way out).
     #[cold]
-    fn within(mut self, seg: Seg<'_>) -> Self {
+    fn within(mut self: Box<Self>, seg: Seg<'_>) -> Box<Self> {
         if let Some(at) = self.at_mut() {
             *at = if at.is_empty() {
                 seg.to_string()
@@ -264,11 +273,11 @@ impl CodecError {
     }
 
     #[cold]
-    fn mismatch(detail: String) -> Self {
-        Self::Mismatch {
+    fn mismatch(detail: String) -> Box<Self> {
+        Box::new(Self::Mismatch {
             at: String::new(),
             detail,
-        }
+        })
     }
 }
 
@@ -395,15 +404,15 @@ fn unsupported(ty: &Type) -> Option<CodecError> {
 /// Whether values of `ty` can cross jobs: `Err` names the first type inside
 /// it (depth first, in declaration order) that cannot.
 pub fn encodable(ty: &Type) -> Result<(), CodecError> {
-    check(ty, 0)
+    check(ty, 0).map_err(|e| *e)
 }
 
-fn check(ty: &Type, depth: u32) -> Result<(), CodecError> {
+fn check(ty: &Type, depth: u32) -> Res<()> {
     if depth > MAX_DEPTH {
-        return Err(CodecError::TooDeep { at: String::new() });
+        return Err(too_deep());
     }
     if let Some(err) = unsupported(ty) {
-        return Err(err);
+        return Err(Box::new(err));
     }
     let depth = depth + 1;
     match ty {
@@ -451,7 +460,7 @@ pub fn encode_values(values: &[Val], types: &[Type], out: &mut Vec<u8>) -> Resul
     for (i, (val, ty)) in values.iter().zip(types).enumerate() {
         if let Err(err) = encode(val, ty, out, 0) {
             out.truncate(start);
-            return Err(err.within(Seg::Value(i, ty)));
+            return Err(*err.within(Seg::Value(i, ty)));
         }
     }
     Ok(())
@@ -528,17 +537,17 @@ fn write_sleb(out: &mut Vec<u8>, mut v: i64) {
 
 /// Writes a string/list length as a `u32` LEB128.
 #[inline]
-fn write_len(out: &mut Vec<u8>, len: usize, what: &'static str) -> Result<(), CodecError> {
+fn write_len(out: &mut Vec<u8>, len: usize, what: &'static str) -> Res<()> {
     match u32::try_from(len) {
         Ok(n) => {
             write_uleb(out, u64::from(n));
             Ok(())
         }
-        Err(_) => Err(CodecError::TooLong {
+        Err(_) => Err(Box::new(CodecError::TooLong {
             at: String::new(),
             what,
             len,
-        }),
+        })),
     }
 }
 
@@ -621,19 +630,20 @@ fn encode_scalar(val: &Val, ty: &Type, out: &mut Vec<u8>) -> bool {
 }
 
 #[cold]
-fn type_mismatch(ty: &Type, val: &Val) -> CodecError {
-    unsupported(ty).unwrap_or_else(|| {
-        CodecError::mismatch(format!(
+fn type_mismatch(ty: &Type, val: &Val) -> Box<CodecError> {
+    match unsupported(ty) {
+        Some(err) => Box::new(err),
+        None => CodecError::mismatch(format!(
             "expected `{}`, found {}",
             TypeName(ty, 0),
             val_kind(val)
-        ))
-    })
+        )),
+    }
 }
 
-fn encode(val: &Val, ty: &Type, out: &mut Vec<u8>, depth: u32) -> Result<(), CodecError> {
+fn encode(val: &Val, ty: &Type, out: &mut Vec<u8>, depth: u32) -> Res<()> {
     if depth > MAX_DEPTH {
-        return Err(CodecError::TooDeep { at: String::new() });
+        return Err(too_deep());
     }
     let depth = depth + 1;
     if is_scalar(ty) {
@@ -797,7 +807,7 @@ pub fn decode_values(bytes: &[u8], types: &[Type]) -> Result<Vec<Val>, CodecErro
     let mut reader = Reader { buf: bytes };
     let mut values = Vec::with_capacity(types.len());
     for (i, ty) in types.iter().enumerate() {
-        values.push(decode(ty, &mut reader, 0).map_err(|e| e.within(Seg::Value(i, ty)))?);
+        values.push(decode(ty, &mut reader, 0).map_err(|e| *e.within(Seg::Value(i, ty)))?);
     }
     if reader.buf.is_empty() {
         Ok(values)
@@ -814,26 +824,26 @@ struct Reader<'a> {
 }
 
 #[cold]
-fn truncated(what: &'static str, needed: usize, left: usize) -> CodecError {
-    CodecError::Truncated {
+fn truncated(what: &'static str, needed: usize, left: usize) -> Box<CodecError> {
+    Box::new(CodecError::Truncated {
         at: String::new(),
         what,
         needed,
         left,
-    }
+    })
 }
 
 #[cold]
-fn bad_leb(ty: &'static str) -> CodecError {
-    CodecError::InvalidLeb128 {
+fn bad_leb(ty: &'static str) -> Box<CodecError> {
+    Box::new(CodecError::InvalidLeb128 {
         at: String::new(),
         ty,
-    }
+    })
 }
 
 impl<'a> Reader<'a> {
     #[inline]
-    fn byte(&mut self, what: &'static str) -> Result<u8, CodecError> {
+    fn byte(&mut self, what: &'static str) -> Res<u8> {
         match self.buf.split_first() {
             Some((&b, rest)) => {
                 self.buf = rest;
@@ -844,7 +854,7 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], CodecError> {
+    fn take(&mut self, n: usize, what: &'static str) -> Res<&'a [u8]> {
         match self.buf.split_at_checked(n) {
             Some((head, rest)) => {
                 self.buf = rest;
@@ -855,7 +865,7 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], CodecError> {
+    fn array<const N: usize>(&mut self, what: &'static str) -> Res<[u8; N]> {
         match self.buf.split_first_chunk::<N>() {
             Some((head, rest)) => {
                 self.buf = rest;
@@ -865,10 +875,22 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
+    fn bool(&mut self) -> Res<bool> {
+        match self.byte("bool")? {
+            0 => Ok(false),
+            1 => Ok(true),
+            byte => Err(Box::new(CodecError::InvalidBool {
+                at: String::new(),
+                byte,
+            })),
+        }
+    }
+
     /// Unsigned LEB128 of at most `bits` bits, in at most `ceil(bits / 7)`
     /// bytes.
     #[inline]
-    fn uleb(&mut self, bits: u32, ty: &'static str) -> Result<u64, CodecError> {
+    fn uleb(&mut self, bits: u32, ty: &'static str) -> Res<u64> {
         let first = self.byte(ty)?;
         if first < 0x80 {
             return Ok(u64::from(first));
@@ -893,7 +915,7 @@ impl<'a> Reader<'a> {
     /// Signed LEB128 of at most `bits` bits, in at most `ceil(bits / 7)`
     /// bytes.
     #[inline]
-    fn sleb(&mut self, bits: u32, ty: &'static str) -> Result<i64, CodecError> {
+    fn sleb(&mut self, bits: u32, ty: &'static str) -> Res<i64> {
         let mut result: i64 = 0;
         let mut shift = 0;
         loop {
@@ -926,33 +948,33 @@ impl<'a> Reader<'a> {
     /// A `u32` length prefix of a string or list, which must not exceed the
     /// bytes left (every element takes at least one byte).
     #[inline]
-    fn len(&mut self, what: &'static str) -> Result<usize, CodecError> {
+    fn len(&mut self, what: &'static str) -> Res<usize> {
         let len = self.uleb(32, "u32")?;
         match usize::try_from(len) {
             Ok(n) if n <= self.buf.len() => Ok(n),
-            _ => Err(CodecError::LengthExceedsInput {
+            _ => Err(Box::new(CodecError::LengthExceedsInput {
                 at: String::new(),
                 what,
                 len,
                 left: self.buf.len(),
-            }),
+            })),
         }
     }
 }
 
 #[cold]
-fn out_of_range(what: &'static str, index: u64, count: usize) -> CodecError {
-    CodecError::IndexOutOfRange {
+fn out_of_range(what: &'static str, index: u64, count: usize) -> Box<CodecError> {
+    Box::new(CodecError::IndexOutOfRange {
         at: String::new(),
         what,
         index,
         count,
-    }
+    })
 }
 
-fn decode(ty: &Type, r: &mut Reader<'_>, depth: u32) -> Result<Val, CodecError> {
+fn decode(ty: &Type, r: &mut Reader<'_>, depth: u32) -> Res<Val> {
     if depth > MAX_DEPTH {
-        return Err(CodecError::TooDeep { at: String::new() });
+        return Err(too_deep());
     }
     let depth = depth + 1;
     if is_scalar(ty) {
@@ -964,7 +986,7 @@ fn decode(ty: &Type, r: &mut Reader<'_>, depth: u32) -> Result<Val, CodecError> 
             let bytes = r.take(len, "string")?;
             match std::str::from_utf8(bytes) {
                 Ok(s) => Val::String(s.to_owned()),
-                Err(_) => return Err(CodecError::InvalidUtf8 { at: String::new() }),
+                Err(_) => return Err(Box::new(CodecError::InvalidUtf8 { at: String::new() })),
             }
         }
         Type::List(l) => {
@@ -977,9 +999,7 @@ fn decode(ty: &Type, r: &mut Reader<'_>, depth: u32) -> Result<Val, CodecError> 
                 // `len` is bounded by the bytes left.
                 let mut items = Vec::with_capacity(len);
                 if is_scalar(&elem) {
-                    for i in 0..len {
-                        items.push(decode_scalar(&elem, r).map_err(|e| e.within(Seg::Element(i)))?);
-                    }
+                    decode_scalars(&elem, len, r, &mut items)?;
                 } else {
                     for i in 0..len {
                         items.push(decode(&elem, r, depth).map_err(|e| e.within(Seg::Element(i)))?);
@@ -1057,10 +1077,10 @@ fn decode(ty: &Type, r: &mut Reader<'_>, depth: u32) -> Result<Val, CodecError> 
                 && let Some(&last) = bytes.last()
                 && last >> (count % 8) != 0
             {
-                return Err(CodecError::FlagBitsBeyond {
+                return Err(Box::new(CodecError::FlagBitsBeyond {
                     at: String::new(),
                     count,
-                });
+                }));
             }
             let set = f
                 .names()
@@ -1071,31 +1091,55 @@ fn decode(ty: &Type, r: &mut Reader<'_>, depth: u32) -> Result<Val, CodecError> 
             Val::Flags(set)
         }
         other => {
-            return Err(
-                unsupported(other).unwrap_or_else(|| CodecError::Unsupported {
+            return Err(Box::new(unsupported(other).unwrap_or_else(|| {
+                CodecError::Unsupported {
                     at: String::new(),
                     ty: TypeName(other, 0).to_string(),
                     reason: "not supported by the remote-call encoding",
-                }),
-            );
+                }
+            })));
         }
     })
 }
 
+/// Decodes `len` values of the scalar type `elem` into `items`: one loop per
+/// type, so each value is built in its slot (a generic loop builds each
+/// `Val` on the stack and copies it, stalling on store forwarding).
+fn decode_scalars(elem: &Type, len: usize, r: &mut Reader<'_>, items: &mut Vec<Val>) -> Res<()> {
+    macro_rules! each {
+        ($read:expr, $wrap:expr) => {
+            for i in 0..len {
+                match $read {
+                    Ok(v) => items.push($wrap(v)),
+                    Err(e) => return Err(e.within(Seg::Element(i))),
+                }
+            }
+        };
+    }
+    // The LEB128 readers keep values within `bits`, so the casts are exact.
+    match elem {
+        Type::Bool => each!(r.bool(), Val::Bool),
+        Type::S8 => each!(r.byte("s8"), |b: u8| Val::S8(b as i8)),
+        Type::U8 => each!(r.byte("u8"), Val::U8),
+        Type::S16 => each!(r.sleb(16, "s16"), |v: i64| Val::S16(v as i16)),
+        Type::U16 => each!(r.uleb(16, "u16"), |v: u64| Val::U16(v as u16)),
+        Type::S32 => each!(r.sleb(32, "s32"), |v: i64| Val::S32(v as i32)),
+        Type::U32 => each!(r.uleb(32, "u32"), |v: u64| Val::U32(v as u32)),
+        Type::S64 => each!(r.sleb(64, "s64"), Val::S64),
+        Type::U64 => each!(r.uleb(64, "u64"), Val::U64),
+        Type::Float32 => each!(r.array("f32"), |b| Val::Float32(f32::from_le_bytes(b))),
+        Type::Float64 => each!(r.array("f64"), |b| Val::Float64(f64::from_le_bytes(b))),
+        Type::Char => each!(decode_char(r), Val::Char),
+        _ => each!(decode_scalar(elem, r), |v| v),
+    }
+    Ok(())
+}
+
 /// Decodes a value of a scalar type (see [`is_scalar`]).
 #[inline(always)]
-fn decode_scalar(ty: &Type, r: &mut Reader<'_>) -> Result<Val, CodecError> {
+fn decode_scalar(ty: &Type, r: &mut Reader<'_>) -> Res<Val> {
     Ok(match ty {
-        Type::Bool => match r.byte("bool")? {
-            0 => Val::Bool(false),
-            1 => Val::Bool(true),
-            byte => {
-                return Err(CodecError::InvalidBool {
-                    at: String::new(),
-                    byte,
-                });
-            }
-        },
+        Type::Bool => Val::Bool(r.bool()?),
         Type::S8 => Val::S8(r.byte("s8")? as i8),
         Type::U8 => Val::U8(r.byte("u8")?),
         // The LEB128 readers keep values within `bits`, so these casts are
@@ -1110,25 +1154,30 @@ fn decode_scalar(ty: &Type, r: &mut Reader<'_>) -> Result<Val, CodecError> {
         Type::Float64 => Val::Float64(f64::from_le_bytes(r.array("f64")?)),
         Type::Char => Val::Char(decode_char(r)?),
         other => {
-            return Err(CodecError::Unsupported {
+            return Err(Box::new(CodecError::Unsupported {
                 at: String::new(),
                 ty: TypeName(other, 0).to_string(),
                 reason: "not a scalar",
-            });
+            }));
         }
     })
 }
 
+#[cold]
+fn bad_char() -> Box<CodecError> {
+    Box::new(CodecError::InvalidChar { at: String::new() })
+}
+
 /// A `char`: one UTF-8 encoded scalar value.
 #[inline]
-fn decode_char(r: &mut Reader<'_>) -> Result<char, CodecError> {
+fn decode_char(r: &mut Reader<'_>) -> Res<char> {
     let first = r.byte("char")?;
     let len = match first {
         0x00..=0x7f => return Ok(char::from(first)),
         0xc2..=0xdf => 2,
         0xe0..=0xef => 3,
         0xf0..=0xf4 => 4,
-        _ => return Err(CodecError::InvalidChar { at: String::new() }),
+        _ => return Err(bad_char()),
     };
     let rest = r.take(len - 1, "char")?;
     let mut buf = [first, 0, 0, 0];
@@ -1142,7 +1191,7 @@ fn decode_char(r: &mut Reader<'_>) -> Result<char, CodecError> {
     encoded
         .and_then(|b| std::str::from_utf8(b).ok())
         .and_then(|s| s.chars().next())
-        .ok_or(CodecError::InvalidChar { at: String::new() })
+        .ok_or_else(bad_char)
 }
 
 #[cfg(test)]
@@ -2218,7 +2267,11 @@ mod tests {
             let types = [ty(name)];
             let vals = [v];
             let mut out = Vec::new();
-            let n = 100_000;
+            let n = if std::env::var("ONLY_NESTED").is_ok() {
+                1_000_000
+            } else {
+                100_000
+            };
             let t = std::time::Instant::now();
             for _ in 0..n {
                 out.clear();

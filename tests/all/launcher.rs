@@ -1,0 +1,172 @@
+//! `amimono bindings` (stable localhost ports) and `amimono up` (one process
+//! per job, supervised).
+
+use amimono_tests::{Host, free_port, get, hello_manifest, run_amimono, temp_app, texts};
+use std::time::Duration;
+
+fn bindings(app: &std::path::Path, base: u16) -> String {
+    let out = run_amimono(
+        &[
+            "bindings",
+            app.to_str().unwrap(),
+            "--base-port",
+            &base.to_string(),
+        ],
+        &[],
+    );
+    let (text, err) = texts(&out);
+    assert!(out.status.success(), "{err}");
+    text
+}
+
+#[test]
+fn bindings_ports_are_stable_and_checked_free() {
+    let app = temp_app(&hello_manifest());
+    let base = free_port();
+    let first = bindings(app.path(), base);
+    assert!(first.contains("[components.frontend]"), "{first}");
+    assert!(first.contains("[components.greeter]"), "{first}");
+    // greeter and phrasebook (job backend) share one port; frontend has its own.
+    let port_of = |text: &str, label: &str| -> String {
+        let start = text.find(&format!("[components.{label}]")).unwrap();
+        let line = text[start..]
+            .lines()
+            .find(|l| l.starts_with("internal"))
+            .unwrap();
+        line.to_string()
+    };
+    assert_eq!(port_of(&first, "greeter"), port_of(&first, "phrasebook"));
+    assert_ne!(port_of(&first, "greeter"), port_of(&first, "frontend"));
+    assert!(app.path().join(".amimono/ports.json").exists());
+    // Again: the same ports.
+    assert_eq!(bindings(app.path(), base), first);
+    // A persisted port taken by someone else is replaced by a free one.
+    let taken: u16 = port_of(&first, "frontend")
+        .split(':')
+        .next_back()
+        .unwrap()
+        .trim_end_matches('"')
+        .parse()
+        .unwrap();
+    let _holder = std::net::TcpListener::bind(("127.0.0.1", taken)).unwrap();
+    let third = bindings(app.path(), base);
+    assert_ne!(port_of(&third, "frontend"), port_of(&first, "frontend"));
+}
+
+/// The pids of `parent`'s children, from /proc.
+fn children(parent: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the command name, which is in parentheses.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let ppid: u32 = after.split(' ').nth(1).unwrap().parse().unwrap();
+        if ppid == parent {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn job_of(pid: u32) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    environ
+        .split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(b"AMIMONO_JOB="))
+        .map(|job| String::from_utf8_lossy(job).into_owned())
+}
+
+fn start_up(app: &tempfile::TempDir) -> Host {
+    let bundle = app.path().join("hello.amimono");
+    let base = free_port().to_string();
+    Host::start_with(
+        &[
+            "up",
+            app.path().to_str().unwrap(),
+            "--out",
+            bundle.to_str().unwrap(),
+            "--base-port",
+            &base,
+        ],
+        &[],
+        &["frontend"],
+    )
+}
+
+#[test]
+fn up_runs_one_process_per_job_and_says_which_job_died() {
+    let app = temp_app(&hello_manifest());
+    let mut up = start_up(&app);
+    let reply = get(&format!("{}/hello/world", up.url("frontend")));
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "Hello, world!\n")
+    );
+    let kids = children(up.pid());
+    let mut jobs: Vec<String> = kids.iter().filter_map(|pid| job_of(*pid)).collect();
+    jobs.sort();
+    assert_eq!(jobs, ["backend", "web"]);
+    assert!(
+        up.wait_for_log("[backend]", Duration::from_secs(5)),
+        "{}",
+        up.stderr()
+    );
+    assert!(up.stderr().contains("[web]"), "{}", up.stderr());
+
+    let backend = kids
+        .iter()
+        .find(|pid| job_of(**pid).as_deref() == Some("backend"))
+        .unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", &backend.to_string()])
+        .status()
+        .unwrap();
+    let status = up
+        .wait_exit(Duration::from_secs(15))
+        .expect("up did not exit");
+    assert_eq!(status.code(), Some(1));
+    let err = up.stderr();
+    assert!(
+        err.contains("job `backend` was killed by signal 9; its last log lines:"),
+        "{err}"
+    );
+    assert!(err.contains("  [backend] "), "{err}");
+    assert!(err.contains("stopping the other jobs"), "{err}");
+    for pid in kids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .unwrap_or_default()
+                    .contains(") Z "),
+            "child {pid} still runs"
+        );
+    }
+}
+
+#[test]
+fn up_stops_every_job_on_sigterm() {
+    let app = temp_app(&hello_manifest());
+    let mut up = start_up(&app);
+    let kids = children(up.pid());
+    assert_eq!(kids.len(), 2);
+    std::process::Command::new("kill")
+        .args(["-TERM", &up.pid().to_string()])
+        .status()
+        .unwrap();
+    let status = up
+        .wait_exit(Duration::from_secs(15))
+        .expect("up did not exit");
+    assert_eq!(status.code(), Some(0), "{}", up.stderr());
+    assert!(up.stderr().contains("stopping every job"));
+    for pid in kids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "child {pid} still runs"
+        );
+    }
+}
