@@ -366,3 +366,29 @@ fn a_trapping_callee_answers_500_and_keeps_serving() {
     );
     assert_eq!((status, body), (200, [&[5u8][..], b"probe"].concat()));
 }
+
+const RESOURCE_APP: &str = "[app]\nname = \"res\"\n\n[components.user]\nbinding = \"rpc\"\nsource = \"{wasm:fixture_resource_user}\"\n\n[components.provider]\nbinding = \"rpc\"\nsource = \"{wasm:fixture_resource_provider}\"\n\n[jobs.a]\ncomponents = [\"user\"]\n\n[jobs.b]\ncomponents = [\"provider\"]\n";
+
+#[test]
+fn an_interface_with_resources_links_in_one_job_but_cannot_be_split() {
+    let app = temp_app(RESOURCE_APP);
+    let dir = app.path().to_str().unwrap();
+    // Colocated (as `amimono call` runs it), resources cross fine.
+    let out = run_amimono(&["call", dir, "user", "run"], &[]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout.trim(), "6");
+    // Split across jobs, the host refuses at start and at build time,
+    // naming the interface and the function.
+    let expected = "component `user` (job `a`) imports `fixtures:res/store@0.1.0` from `provider` (job `b`), but function `[constructor]cell` of that interface takes or returns a resource, which cannot cross processes";
+    let out = run_amimono(&["run", dir], &[("AMIMONO_JOB", "a")]);
+    let (_, err) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(expected), "{err}");
+    let bundle = app.path().join("res.amimono");
+    let out = run_amimono(&["build", dir, "--out", bundle.to_str().unwrap()], &[]);
+    let (_, err) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(expected), "{err}");
+    assert!(!bundle.exists());
+}

@@ -994,18 +994,24 @@ fn decode(ty: &Type, r: &mut Reader<'_>, depth: u32) -> Res<Val> {
             let elem = l.ty();
             if let Type::U8 = elem {
                 let bytes = r.take(len, "list<u8>")?;
-                Val::List(bytes.iter().map(|&b| Val::U8(b)).collect())
+                // Placeholders overwritten in place (see `decode_scalars`).
+                let mut items = Vec::new();
+                items.resize_with(len, || Val::Bool(false));
+                for (slot, &b) in items.iter_mut().zip(bytes) {
+                    *slot = Val::U8(b);
+                }
+                Val::List(items)
             } else {
                 // `len` is bounded by the bytes left.
-                let mut items = Vec::with_capacity(len);
                 if is_scalar(&elem) {
-                    decode_scalars(&elem, len, r, &mut items)?;
+                    Val::List(decode_scalars(&elem, len, r)?)
                 } else {
+                    let mut items = Vec::with_capacity(len);
                     for i in 0..len {
                         items.push(decode(&elem, r, depth).map_err(|e| e.within(Seg::Element(i)))?);
                     }
+                    Val::List(items)
                 }
-                Val::List(items)
             }
         }
         Type::Record(rec) => {
@@ -1102,15 +1108,18 @@ fn decode(ty: &Type, r: &mut Reader<'_>, depth: u32) -> Res<Val> {
     })
 }
 
-/// Decodes `len` values of the scalar type `elem` into `items`: one loop per
-/// type, so each value is built in its slot (a generic loop builds each
-/// `Val` on the stack and copies it, stalling on store forwarding).
-fn decode_scalars(elem: &Type, len: usize, r: &mut Reader<'_>, items: &mut Vec<Val>) -> Res<()> {
+/// Decodes `len` values of the scalar type `elem`: one loop per type,
+/// overwriting placeholder slots, so each value is stored straight into the
+/// list (pushing builds each `Val` on the stack and copies it, which stalls
+/// on store forwarding and costs about twice as much).
+fn decode_scalars(elem: &Type, len: usize, r: &mut Reader<'_>) -> Res<Vec<Val>> {
+    let mut items = Vec::new();
+    items.resize_with(len, || Val::Bool(false));
     macro_rules! each {
         ($read:expr, $wrap:expr) => {
-            for i in 0..len {
+            for (i, slot) in items.iter_mut().enumerate() {
                 match $read {
-                    Ok(v) => items.push($wrap(v)),
+                    Ok(v) => *slot = $wrap(v),
                     Err(e) => return Err(e.within(Seg::Element(i))),
                 }
             }
@@ -1132,7 +1141,7 @@ fn decode_scalars(elem: &Type, len: usize, r: &mut Reader<'_>, items: &mut Vec<V
         Type::Char => each!(decode_char(r), Val::Char),
         _ => each!(decode_scalar(elem, r), |v| v),
     }
-    Ok(())
+    Ok(items)
 }
 
 /// Decodes a value of a scalar type (see [`is_scalar`]).
