@@ -8,7 +8,7 @@ use crate::artifact_cache;
 use crate::bundle::Bundle;
 use crate::host_state::HostState;
 use crate::link::compose::runtime_import_name;
-use crate::link::{GraphPlan, HostInterface, LinkError, Route, compose, plan_graph};
+use crate::link::{GraphPlan, HostInterface, LinkError, Route, SplitRefusal, compose, plan_graph};
 use crate::placement::Placement;
 use crate::remote::client::{RemoteClient, RemoteTarget};
 use crate::remote::stub::{self, RemoteImport};
@@ -139,7 +139,7 @@ fn check_splittable(app: &App, plan: &GraphPlan) -> Result<(), Vec<LinkError>> {
             .iter()
             .find(|i| i.name == wire.import);
         if let Some((function, reason)) = shape.and_then(|s| s.local_only.first()) {
-            errors.push(LinkError::NotSplittable {
+            errors.push(LinkError::NotSplittable(Box::new(SplitRefusal {
                 component: wire.importer.clone(),
                 job: importer.spec.job.clone(),
                 import: wire.import.clone(),
@@ -147,7 +147,7 @@ fn check_splittable(app: &App, plan: &GraphPlan) -> Result<(), Vec<LinkError>> {
                 reason,
                 exporter: exporter.clone(),
                 exporter_job: job.clone(),
-            });
+            })));
         }
     }
     if errors.is_empty() {

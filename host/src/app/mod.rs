@@ -92,7 +92,7 @@ impl App {
     /// unusable component, not only the first.
     pub fn load(path: &Path) -> Result<App, AppLoadErrors> {
         let manifest = Manifest::load(path).map_err(|e| AppLoadErrors(vec![AppError::from(e)]))?;
-        App::assemble(manifest, |spec| read_wasm(spec))
+        App::assemble(manifest, read_wasm)
     }
 
     /// An app from a checked manifest and each component's bytes (as stored

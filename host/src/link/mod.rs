@@ -93,25 +93,8 @@ pub enum LinkError {
         cycle: Vec<String>,
     },
     /// An interface that cannot cross processes is split across jobs.
-    #[error(
-        "component `{component}` (job `{job}`) imports `{import}` from `{exporter}` (job `{exporter_job}`), but function `{function}` of that interface takes or returns {reason}, which cannot cross processes: the interface cannot be split across jobs; place both components in one job"
-    )]
-    NotSplittable {
-        /// The importing component.
-        component: String,
-        /// The importer's job.
-        job: String,
-        /// The import's name.
-        import: String,
-        /// The first function that cannot cross.
-        function: String,
-        /// What it takes or returns (`a resource`, `a stream`, …).
-        reason: &'static str,
-        /// The exporting component.
-        exporter: String,
-        /// The exporter's job.
-        exporter_job: String,
-    },
+    #[error(transparent)]
+    NotSplittable(Box<SplitRefusal>),
     /// A label that the app does not define.
     #[error("the app has no component `{0}`")]
     UnknownComponent(String),
@@ -123,6 +106,29 @@ pub enum LinkError {
         /// What went wrong.
         detail: String,
     },
+}
+
+/// An interface whose functions take or return resources, streams or
+/// futures, imported from a component in another job.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "component `{component}` (job `{job}`) imports `{import}` from `{exporter}` (job `{exporter_job}`), but function `{function}` of that interface takes or returns {reason}, which cannot cross processes: the interface cannot be split across jobs; place both components in one job"
+)]
+pub struct SplitRefusal {
+    /// The importing component.
+    pub component: String,
+    /// The importer's job.
+    pub job: String,
+    /// The import's name.
+    pub import: String,
+    /// The first function that cannot cross.
+    pub function: String,
+    /// What it takes or returns (`a resource`, `a stream`, …).
+    pub reason: &'static str,
+    /// The exporting component.
+    pub exporter: String,
+    /// The exporter's job.
+    pub exporter_job: String,
 }
 
 fn suggest(close: &[(String, String)]) -> String {

@@ -994,13 +994,7 @@ fn decode(ty: &Type, r: &mut Reader<'_>, depth: u32) -> Res<Val> {
             let elem = l.ty();
             if let Type::U8 = elem {
                 let bytes = r.take(len, "list<u8>")?;
-                // Placeholders overwritten in place (see `decode_scalars`).
-                let mut items = Vec::new();
-                items.resize_with(len, || Val::Bool(false));
-                for (slot, &b) in items.iter_mut().zip(bytes) {
-                    *slot = Val::U8(b);
-                }
-                Val::List(items)
+                Val::List(bytes.iter().map(|&b| Val::U8(b)).collect())
             } else {
                 // `len` is bounded by the bytes left.
                 if is_scalar(&elem) {
@@ -2249,53 +2243,5 @@ mod tests {
             }
         }
         assert!(decoded > 0, "the mutations should sometimes stay valid");
-    }
-
-    #[test]
-    fn tmp_bench() {
-        let cases: Vec<(&str, Val)> = vec![
-            ("u32", Val::U32(300)),
-            ("big", sample("big")),
-            ("string", s(&"x".repeat(1024))),
-            (
-                "nested",
-                Val::List(vec![Val::List((0..1000).map(Val::U32).collect())]),
-            ),
-            (
-                "bytes",
-                Val::List((0..1024).map(|i| Val::U8(i as u8)).collect()),
-            ),
-        ];
-        eprintln!(
-            "Val {} CodecError {} Result {}",
-            std::mem::size_of::<Val>(),
-            std::mem::size_of::<CodecError>(),
-            std::mem::size_of::<Result<Val, CodecError>>()
-        );
-        for (name, v) in cases {
-            let types = [ty(name)];
-            let vals = [v];
-            let mut out = Vec::new();
-            let n = if std::env::var("ONLY_NESTED").is_ok() {
-                1_000_000
-            } else {
-                100_000
-            };
-            let t = std::time::Instant::now();
-            for _ in 0..n {
-                out.clear();
-                encode_values(&vals, &types, &mut out).unwrap();
-            }
-            let enc = t.elapsed().as_nanos() as f64 / n as f64;
-            let t = std::time::Instant::now();
-            for _ in 0..n {
-                std::hint::black_box(decode_values(&out, &types).unwrap());
-            }
-            let dec = t.elapsed().as_nanos() as f64 / n as f64;
-            eprintln!(
-                "{name}: {} bytes, encode {enc:.0} ns, decode {dec:.0} ns",
-                out.len()
-            );
-        }
     }
 }
