@@ -76,59 +76,34 @@ pub async fn run(
     };
 
     // Listen first, so the runtime interface can report real URLs.
-    let mut http_listeners = Vec::new();
     let mut served = BTreeMap::new();
+    let mut http_listeners = Vec::new();
     for label in members_with(BindingType::Http) {
-        let (address, external) = match &bindings {
-            Some(bindings) => {
-                let entry = bindings.require(app, &label)?;
-                (entry.internal, Some(entry.external.clone()))
-            }
-            None => (loopback_any_port(), None),
-        };
+        let (address, external) = address_of(app, bindings.as_ref(), &label)?;
         let listener = listen(address, &label).await?;
-        let url = match external {
-            Some(url) => url,
-            None => format!(
-                "http://{}",
-                listener
-                    .local_addr()
-                    .context("reading the listener's address")?
-            ),
-        };
-        served.insert(label.clone(), url);
+        served.insert(label.clone(), external.unwrap_or(local_url(&listener)?));
         http_listeners.push((label, listener));
     }
     // Other jobs reach this job's rpc components; components sharing an
     // address share a listener. Under `_local` nothing calls them remotely
     // unless calls are forced over HTTP.
-    let serve_rpc = placement.job != LOCAL_JOB || placement.force_remote;
-    let mut rpc_groups: BTreeMap<SocketAddr, Vec<String>> = BTreeMap::new();
-    if serve_rpc {
+    let mut rpc_groups: BTreeMap<SocketAddr, Vec<(String, Option<String>)>> = BTreeMap::new();
+    if placement.job != LOCAL_JOB || placement.force_remote {
         for label in members_with(BindingType::Rpc) {
-            let (address, external) = match &bindings {
-                Some(bindings) => {
-                    let entry = bindings.require(app, &label)?;
-                    (entry.internal, Some(entry.external.clone()))
-                }
-                None => (loopback_any_port(), None),
-            };
-            if let Some(external) = external {
-                served.insert(label.clone(), external);
-            }
-            rpc_groups.entry(address).or_default().push(label);
+            let (address, external) = address_of(app, bindings.as_ref(), &label)?;
+            rpc_groups
+                .entry(address)
+                .or_default()
+                .push((label, external));
         }
     }
     let mut rpc_listeners = Vec::new();
-    for (address, labels) in rpc_groups {
+    for (address, members) in rpc_groups {
+        let labels: Vec<String> = members.iter().map(|(label, _)| label.clone()).collect();
         let listener = listen(address, &labels.join(", ")).await?;
-        let local = listener
-            .local_addr()
-            .context("reading the listener's address")?;
-        for label in &labels {
-            served
-                .entry(label.clone())
-                .or_insert_with(|| format!("http://{local}"));
+        let local = local_url(&listener)?;
+        for (label, external) in members {
+            served.insert(label, external.unwrap_or_else(|| local.clone()));
         }
         tracing::info!(components = ?labels, address = %local, "serving calls from other jobs");
         rpc_listeners.push((labels, listener));
@@ -212,8 +187,27 @@ pub async fn run(
     Ok(())
 }
 
-fn loopback_any_port() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
+/// Where component `label` listens, and its external URL: from the bindings
+/// file, or any free loopback port (the URL is then the listener's).
+fn address_of(
+    app: &App,
+    bindings: Option<&Bindings>,
+    label: &str,
+) -> Result<(SocketAddr, Option<String>)> {
+    match bindings {
+        Some(bindings) => {
+            let entry = bindings.require(app, label)?;
+            Ok((entry.internal, Some(entry.external.clone())))
+        }
+        None => Ok((SocketAddr::from(([127, 0, 0, 1], 0)), None)),
+    }
+}
+
+fn local_url(listener: &TcpListener) -> Result<String> {
+    let address = listener
+        .local_addr()
+        .context("reading the listener's address")?;
+    Ok(format!("http://{address}"))
 }
 
 async fn listen(address: SocketAddr, what: &str) -> Result<TcpListener> {
