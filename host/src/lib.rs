@@ -32,4 +32,5 @@ pub mod remote;
 pub mod run;
 pub mod runtime_interface;
 pub mod serve;
+pub mod warm;
 pub mod wasmtime_error;

@@ -1,9 +1,11 @@
 //! Serving an HTTP-bound component: one listener per component, one fresh
-//! instance of its graph per request (pooling allocator, `InstancePre`), so a
-//! request never sees another's memory and a trap fails only its own request
-//! (answered 500 and logged with the component's label).
+//! instance of its graph per request (pooling allocator, `InstancePre`, made
+//! ahead by [`crate::warm`]), so a request never sees another's memory and a
+//! trap fails only its own request (answered 500 and logged with the
+//! component's label).
 
 use crate::host_state::{HostState, new_store};
+use crate::warm::{Factory, Warm};
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -13,27 +15,36 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::io::TokioIo;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// An HTTP-bound component ready to serve.
 pub struct HttpComponent {
     /// The component's label.
     pub label: String,
-    /// Its graph, pre-instantiated with the `wasi:http/proxy` export resolved.
-    pub pre: ProxyPre<HostState>,
+    /// Fresh instances of its graph, with the `wasi:http/proxy` export resolved.
+    instances: Warm<Proxy>,
 }
 
 impl HttpComponent {
-    /// Wraps the pre-instantiated graph of `label`.
+    /// Wraps the pre-instantiated graph of `label` and starts keeping spare
+    /// instances of it (inside a tokio runtime).
     pub fn new(label: &str, pre: wasmtime::component::InstancePre<HostState>) -> Result<Self> {
         let pre = ProxyPre::new(pre).anyhow().with_context(|| {
             format!("component `{label}` does not export a usable `wasi:http/incoming-handler`")
         })?;
+        let factory: Factory<Proxy> = Arc::new(move || {
+            let pre = pre.clone();
+            Box::pin(async move {
+                let mut store = new_store(pre.engine());
+                let proxy = pre.instantiate_async(&mut store).await.anyhow()?;
+                Ok((store, proxy))
+            })
+        });
         Ok(HttpComponent {
             label: label.to_string(),
-            pre,
+            instances: Warm::new(label, factory),
         })
     }
 }
@@ -90,18 +101,20 @@ async fn try_handle(
     component: &HttpComponent,
     request: hyper::Request<hyper::body::Incoming>,
 ) -> Result<hyper::Response<HyperOutgoingBody>> {
-    let mut store = new_store(component.pre.engine());
+    let (mut store, proxy) = component
+        .instances
+        .take()
+        .await
+        .with_context(|| format!("instantiating the graph of `{}`", component.label))?;
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let incoming = store
         .data_mut()
         .http()
         .new_incoming_request(Scheme::Http, request)?;
     let outparam = store.data_mut().http().new_response_outparam(sender)?;
-    let pre = component.pre.clone();
     // The guest runs in its own task: it may keep streaming the body after
     // it has set the response.
     let task = tokio::spawn(async move {
-        let proxy = pre.instantiate_async(&mut store).await?;
         proxy
             .wasi_http_incoming_handler()
             .call_handle(&mut store, incoming, outparam)

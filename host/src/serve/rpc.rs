@@ -11,6 +11,8 @@ use crate::remote::protocol::{
     CALL_PATH, CONTENT_TYPE, DEFAULT_DEADLINE, HEADER_CALLER, HEADER_DEADLINE_MS, HEADER_FUNCTION,
     HEADER_REVISION, MAX_BODY_BYTES, status,
 };
+use crate::warm::{Factory, Warm};
+use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Type, Val};
+use wasmtime::component::{Component, ComponentExportIndex, Instance, InstancePre, Type, Val};
 use wasmtime_wasi_http::io::TokioIo;
 
 /// One exported function, ready to call.
@@ -34,13 +36,14 @@ struct RpcFunction {
 /// An `rpc` component served to other jobs.
 pub struct RpcComponent {
     label: String,
-    pre: InstancePre<HostState>,
+    instances: Warm<Instance>,
     functions: HashMap<String, RpcFunction>,
 }
 
 impl RpcComponent {
     /// Indexes every exported function of the graph of `label`
-    /// (`<interface>#<function>`).
+    /// (`<interface>#<function>`) and starts keeping spare instances of it
+    /// (inside a tokio runtime).
     pub fn new(
         label: &str,
         component: &Component,
@@ -71,9 +74,17 @@ impl RpcComponent {
                 );
             }
         }
+        let factory: Factory<Instance> = Arc::new(move || {
+            let pre = pre.clone();
+            Box::pin(async move {
+                let mut store = new_store(pre.engine());
+                let instance = pre.instantiate_async(&mut store).await.anyhow()?;
+                Ok((store, instance))
+            })
+        });
         Ok(RpcComponent {
             label: label.to_string(),
-            pre,
+            instances: Warm::new(label, factory),
             functions,
         })
     }
@@ -323,13 +334,10 @@ async fn invoke(
     function: &RpcFunction,
     params: &[Val],
 ) -> Result<Vec<Val>> {
-    use crate::wasmtime_error::IntoAnyhow;
-    let mut store = new_store(component.pre.engine());
-    let instance = component
-        .pre
-        .instantiate_async(&mut store)
+    let (mut store, instance) = component
+        .instances
+        .take()
         .await
-        .anyhow()
         .with_context(|| format!("instantiating the graph of `{}`", component.label))?;
     let func = instance
         .get_func(&mut store, function.index)
