@@ -2,7 +2,8 @@
 //! `--quick` runs short versions (for CI, so the suite cannot rot). Every
 //! ratio is measured side by side in one run, rounds interleaved, medians
 //! reported: this machine is noisy. Results also go to
-//! `target/bench/results.json`.
+//! `target/bench/results.json`. `--only PF1,PF2,instantiation,http` runs a
+//! subset.
 //!
 //! `amimono-bench --raw-echo-server <port> [--instantiate <app dir>]` is an
 //! internal mode: the raw hyper server PF2 compares remote calls against
@@ -10,7 +11,6 @@
 
 mod child;
 mod colocated;
-mod experiment;
 mod http_load;
 mod instantiate;
 mod raw_server;
@@ -26,7 +26,13 @@ fn main() -> Result<()> {
         let port = args
             .get(i + 1)
             .and_then(|p| p.parse::<u16>().ok())
-            .with_context(|| format!("usage: amimono-bench {} <port>", raw_server::FLAG))?;
+            .with_context(|| {
+                format!(
+                    "usage: amimono-bench {} <port> [{} <app dir>]",
+                    raw_server::FLAG,
+                    raw_server::INSTANTIATE_FLAG
+                )
+            })?;
         let instantiate = args
             .iter()
             .position(|a| a == raw_server::INSTANTIATE_FLAG)
@@ -35,31 +41,45 @@ fn main() -> Result<()> {
         return raw_server::run(port, instantiate);
     }
     let quick = args.iter().any(|a| a == "--quick");
-    if std::env::var_os("AMIMONO_BENCH_EXPERIMENT").is_some() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        return experiment::run(&root);
-    }
+    // `--only PF1,PF2`: run just these measures (for investigating one).
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| {
+            list.split(',')
+                .map(|m| m.trim().to_ascii_lowercase())
+                .collect()
+        });
+    let selected = |name: &str| {
+        only.as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == &name.to_ascii_lowercase()))
+    };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let pf1 = colocated::run(&root, quick)?;
-    println!("{}", pf1.table());
-    let instantiation = instantiate::run(&root, quick)?;
-    println!("{}", instantiation.table());
-    let pf2 = remote_call::run(&root, quick)?;
-    println!("{}", pf2.table());
-    let http = http_load::run(&root, quick)?;
-    println!("{}", http.table());
-    let results = serde_json::json!({
-        "PF1": pf1.json(),
-        "PF2": pf2.json(),
-        "instantiation": instantiation.json(),
-        "http": http.json(),
-    });
+    let mut results = serde_json::Map::new();
+    if selected("PF1") {
+        let pf1 = colocated::run(&root, quick)?;
+        println!("{}", pf1.table());
+        results.insert("PF1".into(), pf1.json());
+    }
+    if selected("instantiation") {
+        let instantiation = instantiate::run(&root, quick)?;
+        println!("{}", instantiation.table());
+        results.insert("instantiation".into(), instantiation.json());
+    }
+    if selected("PF2") {
+        let pf2 = remote_call::run(&root, quick)?;
+        println!("{}", pf2.table());
+        results.insert("PF2".into(), pf2.json());
+    }
+    if selected("http") {
+        let http = http_load::run(&root, quick)?;
+        println!("{}", http.table());
+        results.insert("http".into(), http.json());
+    }
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("results.json");

@@ -78,11 +78,7 @@ impl Callee {
         let app = App::load(app_dir)?;
         let placement = Placement::for_job(&app, "callees")?;
         let composed = compose_graph(&app, &placement, "callee")?;
-        let engine = if std::env::var_os("AMIMONO_BENCH_EXP_POOL").is_some() {
-            crate::experiment::engine(5)?
-        } else {
-            new_engine(EngineUse::Serving)?
-        };
+        let engine = new_engine(EngineUse::Serving)?;
         let graph = prepare_graph(
             &engine,
             &app,
@@ -123,11 +119,6 @@ impl Callee {
                 .get_typed_func::<(u32, u32), (u32,)>(&mut store, self.add)
                 .anyhow()?;
             f.call_async(&mut store, (0, 0)).await.anyhow()?;
-        }
-        if std::env::var_os("AMIMONO_BENCH_EXP_DEFER").is_some() {
-            tokio::spawn(async move {
-                drop(store);
-            });
         }
         Ok(())
     }

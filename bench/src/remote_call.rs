@@ -19,11 +19,11 @@
 //! For attribution it also measures the raw client against the amimono
 //! callee (server-side cost), against a raw server that also calls the
 //! callee in a fresh instance per request (`--instantiate`: how much of the
-//! server-side cost is the instance rather than the protocol), `RemoteClient` against the raw
-//! server (client-side cost) and, in this process, what the callee does per
-//! call besides HTTP, step by step: a new store, an instantiation from
-//! `InstancePre` (pooling allocator), the call with `Val`s, dropping the
-//! store.
+//! server-side cost is the instance rather than the protocol),
+//! `RemoteClient` against the raw server (client-side cost) and, in this
+//! process, what the callee does per call besides HTTP, step by step: a new
+//! store, an instantiation from `InstancePre` (pooling allocator), the call
+//! with `Val`s, dropping the store (which resets the instance's memory).
 //!
 //! ratio = amimono from a guest / raw hyper, the worse of add and echo;
 //! goals: median ≤ 1.1, p99 ≤ 1.2.
