@@ -392,3 +392,40 @@ fn an_interface_with_resources_links_in_one_job_but_cannot_be_split() {
     assert!(err.contains(expected), "{err}");
     assert!(!bundle.exists());
 }
+
+#[test]
+fn only_functions_marked_idempotent_are_retried() {
+    // The backend is down. greet-in is marked idempotent in one app and not
+    // in the other: only the first retries (visible in the debug log).
+    for idempotent in [true, false] {
+        let manifest = hello_manifest().replace(
+            "[components.greeter]\n",
+            if idempotent {
+                "[components.greeter]\nidempotent = [\"greet-in\"]\n"
+            } else {
+                "[components.greeter]\n"
+            },
+        );
+        let app = temp_app(&manifest);
+        let dir = tempfile::tempdir().unwrap();
+        let (bindings, web_port, _) = hello_bindings(dir.path());
+        let web = Host::start(
+            app.path(),
+            &[
+                ("AMIMONO_JOB", "web"),
+                ("AMIMONO_BINDINGS", bindings.to_str().unwrap()),
+                ("RUST_LOG", "info,amimono::remote=debug"),
+            ],
+            &["frontend"],
+        );
+        let reply = get(&format!("http://127.0.0.1:{web_port}/hello/world"));
+        assert_eq!(reply.status, 500, "{reply:?}");
+        assert!(reply.body.contains("may or may not have run"), "{reply:?}");
+        assert!(web.wait_for_log("request failed", Duration::from_secs(5)));
+        let retries = web
+            .stderr()
+            .matches("retrying idempotent remote call")
+            .count();
+        assert_eq!(retries, if idempotent { 2 } else { 0 }, "{}", web.stderr());
+    }
+}
