@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, ComponentExportIndex, Instance, InstancePre, Type, Val};
-use wasmtime_wasi_http::io::TokioIo;
+use hyper_util::rt::TokioIo;
 
 /// One exported function, ready to call.
 struct RpcFunction {
