@@ -182,7 +182,8 @@ impl AmimonoDriver {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let mut store = amimono::host_state::new_store(&engine);
+        let mut store =
+            amimono::host_state::new_store(&engine, &amimono::limits::Limits::default());
         let instance = runtime
             .block_on(graph.pre.instantiate_async(&mut store))
             .anyhow()?;
@@ -250,7 +251,7 @@ fn new_store(engine: &Engine) -> Store<BenchState> {
     Store::new(
         engine,
         BenchState {
-            host: HostState::new(),
+            host: HostState::new(&amimono::limits::Limits::default()),
             table: ResourceTable::new(),
             add: None,
             echo: None,

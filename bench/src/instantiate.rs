@@ -68,7 +68,10 @@ pub fn run(root: &Path, quick: bool) -> Result<Instantiation> {
         for (i, graph) in graphs.iter().enumerate() {
             let started = Instant::now();
             for _ in 0..per_round {
-                let mut store = amimono::host_state::new_store(graph.pre.engine());
+                let mut store = amimono::host_state::new_store(
+                    graph.pre.engine(),
+                    &amimono::limits::Limits::default(),
+                );
                 runtime
                     .block_on(graph.pre.instantiate_async(&mut store))
                     .anyhow()?;

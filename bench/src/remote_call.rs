@@ -651,7 +651,7 @@ impl Callers {
             targets: BTreeMap::from([("callee".to_string(), callee.clone())]),
         };
         let caller = prepare_graph(&engine, app, &context, &composed)?;
-        let mut store = new_store(&engine);
+        let mut store = new_store(&engine, &amimono::limits::Limits::default());
         let instance = caller.pre.instantiate_async(&mut store).await.anyhow()?;
         let run_add = typed(&instance, &mut store, DRIVER, "run-add")?;
         let run_echo = typed(&instance, &mut store, DRIVER, "run-echo")?;
@@ -776,7 +776,10 @@ impl Callers {
                 Ok(())
             }
             Way::CalleeInProcess => {
-                let mut store = new_store(self.callee_pre.engine());
+                let mut store = new_store(
+                    self.callee_pre.engine(),
+                    &amimono::limits::Limits::default(),
+                );
                 let instance = self
                     .callee_pre
                     .instantiate_async(&mut store)
@@ -825,7 +828,10 @@ impl Callers {
         let us = |from: Instant, to: Instant| (to - from).as_secs_f64() * 1e6;
         for _ in 0..n {
             let t0 = Instant::now();
-            let mut store = new_store(self.callee_pre.engine());
+            let mut store = new_store(
+                self.callee_pre.engine(),
+                &amimono::limits::Limits::default(),
+            );
             let t1 = Instant::now();
             let instance = self
                 .callee_pre

@@ -181,7 +181,7 @@ pub async fn call(
     let placement = Placement::local(app);
     let composed = compose_graph(app, &placement, label)?;
     let graph = prepare_graph(&engine, app, &LinkContext::local(facts), &composed)?;
-    let mut store = new_store(&engine);
+    let mut store = new_store(&engine, &component.spec.limits);
     let instance = graph
         .pre
         .instantiate_async(&mut store)
@@ -230,7 +230,7 @@ pub async fn call(
         .map_err(|e| CallError::Trap {
             label: label.to_string(),
             function: target.qualified(),
-            detail: format!("{e:?}"),
+            detail: format!("{e:#}"),
         })?;
     let rendered: Vec<String> = results
         .iter()

@@ -25,6 +25,7 @@ pub mod inspect;
 pub mod invoke;
 pub mod job;
 pub mod launcher;
+pub mod limits;
 pub mod link;
 pub mod manifest;
 pub mod placement;

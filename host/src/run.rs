@@ -20,6 +20,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 /// The runtime facts of `placement`, with the URLs known to this process:
 /// from the bindings file, or the ones this process serves.
@@ -136,10 +137,14 @@ pub async fn run(
         );
         Ok(graph)
     };
+    let gate = Arc::new(Semaphore::new(app.manifest.limits.max_instances));
     let mut servers = Vec::new();
     for (label, listener) in http_listeners {
         let graph = prepare(&label)?;
-        let component = Arc::new(HttpComponent::new(&label, graph.pre)?);
+        let limits = app
+            .component(&label)
+            .map_or(app.manifest.limits, |c| c.spec.limits);
+        let component = Arc::new(HttpComponent::new(&label, graph.pre, limits, gate.clone())?);
         servers.push(tokio::spawn(crate::serve::http::serve(listener, component)));
     }
     for (labels, listener) in rpc_listeners {
@@ -150,14 +155,23 @@ pub async fn run(
                 .component(label)
                 .map(|c| c.world.exports.clone())
                 .unwrap_or_default();
+            let limits = app
+                .component(label)
+                .map_or(app.manifest.limits, |c| c.spec.limits);
             components.push(RpcComponent::new(
                 label,
                 &graph.component,
                 graph.pre,
                 &exports,
+                limits,
+                gate.clone(),
             )?);
         }
-        let server = Arc::new(RpcServer::new(&app.revision, components));
+        let server = Arc::new(RpcServer::new(
+            &app.revision,
+            components,
+            app.manifest.limits,
+        ));
         servers.push(tokio::spawn(crate::serve::rpc::serve(listener, server)));
     }
 

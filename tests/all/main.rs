@@ -11,5 +11,6 @@ mod cargo_component;
 mod config;
 mod hello_http;
 mod launcher;
+mod limits;
 mod remote;
 mod traps;

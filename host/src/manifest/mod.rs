@@ -9,6 +9,7 @@ mod names;
 pub use diagnostic::Diagnostic;
 pub use names::{KEBAB_RULE, is_kebab_name};
 
+use crate::limits::{LimitOverrides, Limits};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -64,6 +65,8 @@ pub struct Manifest {
     pub app: String,
     /// Deadline of a call between jobs, unless the callee sets its own.
     pub call_timeout: std::time::Duration,
+    /// The app's limits (`[limits]` over the defaults).
+    pub limits: Limits,
     /// Components by label.
     pub components: BTreeMap<String, ComponentSpec>,
     /// Jobs by name.
@@ -92,6 +95,8 @@ pub struct ComponentSpec {
     /// Exported functions that are safe to retry after a transport failure
     /// (`name` or `interface#name`).
     pub idempotent: Vec<String>,
+    /// Limits of the graphs this component is the entry of.
+    pub limits: Limits,
     /// Span of the component's table header key.
     pub label_span: Range<usize>,
 }
@@ -141,6 +146,8 @@ fn render(diagnostics: &[Diagnostic]) -> String {
 struct RawManifest {
     app: Spanned<RawApp>,
     #[serde(default)]
+    limits: Option<Spanned<LimitOverrides>>,
+    #[serde(default)]
     components: BTreeMap<Spanned<String>, Spanned<RawComponent>>,
     #[serde(default)]
     jobs: BTreeMap<Spanned<String>, Spanned<RawJob>>,
@@ -168,6 +175,8 @@ struct RawComponent {
     call_timeout_ms: Option<Spanned<u64>>,
     #[serde(default)]
     idempotent: Vec<Spanned<String>>,
+    #[serde(default)]
+    limits: Option<Spanned<LimitOverrides>>,
 }
 
 #[derive(Deserialize)]
@@ -249,6 +258,21 @@ impl Checker<'_> {
             .push(Diagnostic::new(self.file, self.text, Some(span), message));
     }
 
+    /// Limits are positive; app-wide ones are not set per component.
+    fn check_limits(&mut self, limits: &Spanned<LimitOverrides>, what: &str, per_component: bool) {
+        for key in limits.get_ref().zero_keys() {
+            self.problem(limits.span(), format!("{what}: `{key}` must be at least 1"));
+        }
+        if per_component {
+            for key in limits.get_ref().app_only_keys() {
+                self.problem(
+                    limits.span(),
+                    format!("{what}: `{key}` applies to the whole job: set it in the app's `[limits]` table"),
+                );
+            }
+        }
+    }
+
     /// A `call_timeout_ms` value: positive, at most a day.
     fn timeout(&mut self, ms: Option<&Spanned<u64>>) -> Option<std::time::Duration> {
         let ms = ms?;
@@ -280,6 +304,13 @@ impl Checker<'_> {
         let call_timeout = self
             .timeout(app.call_timeout_ms.as_ref())
             .unwrap_or(DEFAULT_CALL_TIMEOUT);
+        let app_limits = match &raw.limits {
+            Some(limits) => {
+                self.check_limits(limits, "[limits]", false);
+                limits.get_ref().apply(Limits::default())
+            }
+            None => Limits::default(),
+        };
 
         if raw.components.is_empty() {
             self.problem(
@@ -420,6 +451,13 @@ impl Checker<'_> {
                         .iter()
                         .map(|f| f.get_ref().clone())
                         .collect(),
+                    limits: match &component.limits {
+                        Some(limits) => {
+                            self.check_limits(limits, "component limits", true);
+                            limits.get_ref().apply(app_limits)
+                        }
+                        None => app_limits,
+                    },
                     label_span: label.span(),
                 },
             );
@@ -431,6 +469,7 @@ impl Checker<'_> {
             text: String::new(),
             app: app.name.into_inner(),
             call_timeout,
+            limits: app_limits,
             components,
             jobs,
         }

@@ -5,14 +5,17 @@
 //! component's label).
 
 use crate::host_state::{HostState, new_store};
+use crate::limits::Limits;
 use crate::warm::{Factory, Warm};
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::server::conn::http1;
+use hyper_util::rt::TokioTimer;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -25,19 +28,28 @@ pub struct HttpComponent {
     pub label: String,
     /// Fresh instances of its graph, with the `wasi:http/proxy` export resolved.
     instances: Warm<Proxy>,
+    /// Limits of its graph and of its listener.
+    limits: Limits,
+    /// Permits for instances alive at once in the job.
+    gate: Arc<Semaphore>,
 }
 
 impl HttpComponent {
     /// Wraps the pre-instantiated graph of `label` and starts keeping spare
     /// instances of it (inside a tokio runtime).
-    pub fn new(label: &str, pre: wasmtime::component::InstancePre<HostState>) -> Result<Self> {
+    pub fn new(
+        label: &str,
+        pre: wasmtime::component::InstancePre<HostState>,
+        limits: Limits,
+        gate: Arc<Semaphore>,
+    ) -> Result<Self> {
         let pre = ProxyPre::new(pre).anyhow().with_context(|| {
             format!("component `{label}` does not export a usable `wasi:http/incoming-handler`")
         })?;
         let factory: Factory<Proxy> = Arc::new(move || {
             let pre = pre.clone();
             Box::pin(async move {
-                let mut store = new_store(pre.engine());
+                let mut store = new_store(pre.engine(), &limits);
                 let proxy = pre.instantiate_async(&mut store).await.anyhow()?;
                 Ok((store, proxy))
             })
@@ -45,6 +57,8 @@ impl HttpComponent {
         Ok(HttpComponent {
             label: label.to_string(),
             instances: Warm::new(label, factory),
+            limits,
+            gate,
         })
     }
 }
@@ -62,13 +76,19 @@ pub async fn serve(listener: TcpListener, component: Arc<HttpComponent>) {
         };
         let _ = stream.set_nodelay(true);
         let component = component.clone();
+        let limits = component.limits;
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let component = component.clone();
                 async move { Ok::<_, std::convert::Infallible>(handle(&component, request).await) }
             });
-            if let Err(e) = http1::Builder::new()
+            let mut builder = http1::Builder::new();
+            builder
                 .keep_alive(true)
+                .max_headers(limits.max_headers)
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            if let Err(e) = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
@@ -86,7 +106,7 @@ async fn handle(
     match try_handle(component, request).await {
         Ok(response) => response,
         Err(e) => {
-            tracing::error!(component = %component.label, error = ?e, "request failed");
+            tracing::error!(component = %component.label, error = %format!("{e:#}"), "request failed");
             let message = format!(
                 "component `{}` failed while handling the request: {}\n",
                 component.label,
@@ -101,6 +121,34 @@ async fn try_handle(
     component: &HttpComponent,
     request: hyper::Request<hyper::body::Incoming>,
 ) -> Result<hyper::Response<HyperOutgoingBody>> {
+    let max_body = component.limits.max_body_bytes;
+    let declared = request
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max_body) {
+        return Ok(error_response(
+            413,
+            format!("the request body is larger than the limit of {max_body} bytes\n"),
+        ));
+    }
+    // A body without a declared length is cut off at the limit: the guest
+    // sees the read fail.
+    let request = request.map(move |body| {
+        Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX)).map_err(
+            move |e| match e.downcast::<hyper::Error>() {
+                Ok(e) => wasmtime_wasi_http::Error::Hyper(*e),
+                Err(_) => wasmtime_wasi_http::Error::HttpRequestBodySize(Some(max_body)),
+            },
+        )
+    });
+    let permit = component
+        .gate
+        .clone()
+        .acquire_owned()
+        .await
+        .context("the instance gate is closed")?;
     let (mut store, proxy) = component
         .instances
         .take()
@@ -115,6 +163,7 @@ async fn try_handle(
     // The guest runs in its own task: it may keep streaming the body after
     // it has set the response.
     let task = tokio::spawn(async move {
+        let _permit = permit;
         proxy
             .wasi_http_incoming_handler()
             .call_handle(&mut store, incoming, outparam)

@@ -6,6 +6,7 @@
 //! this host's (else 409), and the caller's deadline stops the call.
 
 use crate::host_state::{HostState, new_store};
+use crate::limits::Limits;
 use crate::remote::codec;
 use crate::remote::protocol::{
     CALL_PATH, CONTENT_TYPE, DEFAULT_DEADLINE, HEADER_CALLER, HEADER_DEADLINE_MS, HEADER_FUNCTION,
@@ -17,13 +18,14 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, ComponentExportIndex, Instance, InstancePre, Type, Val};
-use hyper_util::rt::TokioIo;
 
 /// One exported function, ready to call.
 struct RpcFunction {
@@ -38,6 +40,7 @@ pub struct RpcComponent {
     label: String,
     instances: Warm<Instance>,
     functions: HashMap<String, RpcFunction>,
+    gate: Arc<Semaphore>,
 }
 
 impl RpcComponent {
@@ -49,6 +52,8 @@ impl RpcComponent {
         component: &Component,
         pre: InstancePre<HostState>,
         exports: &[crate::app::ItemShape],
+        limits: Limits,
+        gate: Arc<Semaphore>,
     ) -> Result<Self> {
         let mut functions = HashMap::new();
         for export in exports.iter().filter(|e| e.is_interface) {
@@ -77,7 +82,7 @@ impl RpcComponent {
         let factory: Factory<Instance> = Arc::new(move || {
             let pre = pre.clone();
             Box::pin(async move {
-                let mut store = new_store(pre.engine());
+                let mut store = new_store(pre.engine(), &limits);
                 let instance = pre.instantiate_async(&mut store).await.anyhow()?;
                 Ok((store, instance))
             })
@@ -86,6 +91,7 @@ impl RpcComponent {
             label: label.to_string(),
             instances: Warm::new(label, factory),
             functions,
+            gate,
         })
     }
 }
@@ -94,13 +100,16 @@ impl RpcComponent {
 pub struct RpcServer {
     revision: String,
     components: BTreeMap<String, Arc<RpcComponent>>,
+    limits: Limits,
 }
 
 impl RpcServer {
-    /// A server for `components`, answering only callers of `revision`.
-    pub fn new(revision: &str, components: Vec<RpcComponent>) -> Self {
+    /// A server for `components`, answering only callers of `revision`,
+    /// with the job's header limits.
+    pub fn new(revision: &str, components: Vec<RpcComponent>, limits: Limits) -> Self {
         RpcServer {
             revision: revision.to_string(),
+            limits,
             components: components
                 .into_iter()
                 .map(|c| (c.label.clone(), Arc::new(c)))
@@ -127,13 +136,19 @@ pub async fn serve(listener: TcpListener, server: Arc<RpcServer>) {
         };
         let _ = stream.set_nodelay(true);
         let server = server.clone();
+        let limits = server.limits;
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let server = server.clone();
                 async move { Ok::<_, std::convert::Infallible>(handle(&server, request).await) }
             });
-            if let Err(e) = http1::Builder::new()
+            let mut builder = http1::Builder::new();
+            builder
                 .keep_alive(true)
+                .max_headers(limits.max_headers)
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            if let Err(e) = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
@@ -300,7 +315,7 @@ async fn handle(server: &RpcServer, request: hyper::Request<hyper::body::Incomin
             )
         }
         Ok(Err(e)) => {
-            tracing::error!(component = %label, function = %function.name, %caller, error = ?e, "remote call failed");
+            tracing::error!(component = %label, function = %function.name, %caller, error = %format!("{e:#}"), "remote call failed");
             error(
                 server,
                 status::CALLEE_FAILED,
@@ -334,6 +349,12 @@ async fn invoke(
     function: &RpcFunction,
     params: &[Val],
 ) -> Result<Vec<Val>> {
+    let _permit = component
+        .gate
+        .clone()
+        .acquire_owned()
+        .await
+        .context("the instance gate is closed")?;
     let (mut store, instance) = component
         .instances
         .take()
