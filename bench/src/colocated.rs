@@ -12,11 +12,11 @@
 
 use crate::stats::median;
 use amimono::app::App;
+use amimono::capabilities::CapabilityContext;
 use amimono::engine::{EngineUse, new_engine};
 use amimono::host_state::HostState;
 use amimono::job::{LinkContext, prepare_graph};
 use amimono::placement::Placement;
-use amimono::runtime_interface::RuntimeFacts;
 use amimono::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -176,9 +176,13 @@ impl AmimonoDriver {
         let app = App::load(app_dir)?;
         let engine = new_engine(EngineUse::Serving)?;
         let placement = Placement::local(&app);
-        let facts = Arc::new(RuntimeFacts::default());
         let composed = amimono::job::compose_graph(&app, &placement, "caller")?;
-        let graph = prepare_graph(&engine, &app, &LinkContext::local(facts.clone()), &composed)?;
+        let graph = prepare_graph(
+            &engine,
+            &app,
+            &LinkContext::local(Arc::new(CapabilityContext::default())),
+            &composed,
+        )?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;

@@ -5,10 +5,10 @@
 
 use crate::stats::median;
 use amimono::app::App;
+use amimono::capabilities::CapabilityContext;
 use amimono::engine::{EngineUse, new_engine};
 use amimono::job::{LinkContext, compose_graph, prepare_graph};
 use amimono::placement::Placement;
-use amimono::runtime_interface::RuntimeFacts;
 use amimono::wasmtime_error::IntoAnyhow;
 use anyhow::Result;
 use std::path::Path;
@@ -49,7 +49,6 @@ pub fn run(root: &Path, quick: bool) -> Result<Instantiation> {
     let app = App::load(&root.join("examples/hello"))?;
     let placement = Placement::local(&app);
     let composed = compose_graph(&app, &placement, "frontend")?;
-    let facts = Arc::new(RuntimeFacts::default());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -59,7 +58,7 @@ pub fn run(root: &Path, quick: bool) -> Result<Instantiation> {
         graphs.push(prepare_graph(
             &engine,
             &app,
-            &LinkContext::local(facts.clone()),
+            &LinkContext::local(Arc::new(CapabilityContext::default())),
             &composed,
         )?);
     }

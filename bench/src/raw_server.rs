@@ -17,12 +17,12 @@
 //! store, all before answering. The answer is still the echoed body.
 
 use amimono::app::App;
+use amimono::capabilities::CapabilityContext;
 use amimono::engine::{EngineUse, new_engine};
 use amimono::host_state::{HostState, new_store};
 use amimono::job::{LinkContext, compose_graph, prepare_graph};
 use amimono::placement::Placement;
 use amimono::remote::protocol::{CONTENT_TYPE, HEADER_FUNCTION, HEADER_REVISION};
-use amimono::runtime_interface::RuntimeFacts;
 use amimono::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -82,7 +82,7 @@ impl Callee {
         let graph = prepare_graph(
             &engine,
             &app,
-            &LinkContext::local(Arc::new(RuntimeFacts::default())),
+            &LinkContext::local(Arc::new(CapabilityContext::default())),
             &composed,
         )?;
         let interface = graph

@@ -32,6 +32,8 @@ use crate::child::ChildGuard;
 use crate::colocated::typed;
 use crate::stats::{median, percentile};
 use amimono::app::App;
+use amimono::capabilities::CapabilityContext;
+use amimono::capabilities::runtime::RuntimeFacts;
 use amimono::engine::{EngineUse, new_engine};
 use amimono::host_state::{HostState, new_store};
 use amimono::job::{LinkContext, compose_graph, prepare_graph};
@@ -41,7 +43,6 @@ use amimono::remote::codec;
 use amimono::remote::protocol::{
     CALL_PATH, CONTENT_TYPE, HEADER_CALLER, HEADER_DEADLINE_MS, HEADER_FUNCTION, HEADER_REVISION,
 };
-use amimono::runtime_interface::RuntimeFacts;
 use amimono::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result, bail, ensure};
 use bytes::Bytes;
@@ -641,11 +642,14 @@ impl Callers {
         let placement = Placement::for_job(app, CALLER_JOB)?;
         let composed = compose_graph(app, &placement, "caller")?;
         let context = LinkContext {
-            facts: Arc::new(RuntimeFacts {
-                app: app.name().to_string(),
-                job: CALLER_JOB.to_string(),
-                revision: app.revision.clone(),
-                bindings: BTreeMap::new(),
+            capabilities: Arc::new(CapabilityContext {
+                facts: Arc::new(RuntimeFacts {
+                    app: app.name().to_string(),
+                    job: CALLER_JOB.to_string(),
+                    revision: app.revision.clone(),
+                    bindings: BTreeMap::new(),
+                }),
+                grants: BTreeMap::new(),
             }),
             client: client.clone(),
             targets: BTreeMap::from([("callee".to_string(), callee.clone())]),
@@ -663,7 +667,7 @@ impl Callers {
         let callee_graph = prepare_graph(
             &engine,
             app,
-            &LinkContext::local(Arc::new(RuntimeFacts::default())),
+            &LinkContext::local(Arc::new(CapabilityContext::default())),
             &composed,
         )?;
         let export = |name: &str| -> Result<ComponentExportIndex> {

@@ -4,6 +4,8 @@
 use crate::app::App;
 use crate::bindings_file::Bindings;
 use crate::bundle::{Bundle, build_components, is_bundle, write_bundle};
+use crate::capabilities::CapabilityContext;
+use crate::capabilities::config::SecretSource;
 use crate::config_json::app_config;
 use crate::engine::{EngineUse, new_engine};
 use crate::launcher::bindings::{localhost_bindings, ports_file};
@@ -183,7 +185,13 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 bindings.as_ref(),
                 &BTreeMap::new(),
             ));
-            let outcome = crate::invoke::call(app, facts, &label, &function, &args).await?;
+            let capabilities = Arc::new(CapabilityContext::new(
+                app,
+                facts,
+                app.components.keys(),
+                &SecretSource::from_environment()?,
+            )?);
+            let outcome = crate::invoke::call(app, capabilities, &label, &function, &args).await?;
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", outcome.wave).context("writing the result")?;
             Ok(if outcome.is_err { EXIT_ERR_RESULT } else { 0 })

@@ -33,6 +33,13 @@ impl HostState {
     }
 }
 
+impl HostState {
+    /// The store's resource table.
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {

@@ -82,10 +82,10 @@ pub fn describe(bundle: &Bundle, engine: &Engine) -> Result<String> {
                         wire.import
                     )
                 }
-                Route::Host(HostInterface::Runtime) => {
+                Route::Host(HostInterface::Member(crate::capabilities::Capability::Runtime)) => {
                     format!("{} → host (runtime interface)", wire.import)
                 }
-                Route::Host(HostInterface::Wasi) | Route::TypesOnly => continue,
+                Route::Host(_) | Route::TypesOnly => continue,
             };
             if seen.insert((wire.importer.clone(), line.clone())) {
                 writeln!(out, "    {}: {line}", wire.importer)?;

@@ -3,11 +3,11 @@
 //! in its graph with every other component colocated, as under `_local`.
 
 use crate::app::{App, LoadedComponent};
+use crate::capabilities::CapabilityContext;
 use crate::engine::{EngineUse, new_engine};
 use crate::host_state::new_store;
 use crate::job::{LinkContext, compose_graph, prepare_graph};
 use crate::placement::Placement;
-use crate::runtime_interface::RuntimeFacts;
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -159,7 +159,7 @@ pub struct CallOutcome {
 /// parameter, or all of them in one string separated by commas).
 pub async fn call(
     app: &App,
-    facts: Arc<RuntimeFacts>,
+    capabilities: Arc<CapabilityContext>,
     label: &str,
     function: &str,
     args: &[String],
@@ -180,7 +180,7 @@ pub async fn call(
     let engine = new_engine(EngineUse::OneShot)?;
     let placement = Placement::local(app);
     let composed = compose_graph(app, &placement, label)?;
-    let graph = prepare_graph(&engine, app, &LinkContext::local(facts), &composed)?;
+    let graph = prepare_graph(&engine, app, &LinkContext::local(capabilities), &composed)?;
     let mut store = new_store(&engine, &component.spec.limits);
     let instance = graph
         .pre

@@ -6,13 +6,12 @@
 use crate::app::App;
 use crate::artifact_cache;
 use crate::bundle::Bundle;
+use crate::capabilities::{self, CapabilityContext, member_import_name};
 use crate::host_state::HostState;
-use crate::link::compose::runtime_import_name;
 use crate::link::{GraphPlan, HostInterface, LinkError, Route, SplitRefusal, compose, plan_graph};
 use crate::placement::Placement;
 use crate::remote::client::{RemoteClient, RemoteTarget};
 use crate::remote::stub::{self, RemoteImport};
-use crate::runtime_interface::{self, RuntimeFacts};
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -169,12 +168,12 @@ pub struct PreparedGraph {
     pub pre: InstancePre<HostState>,
 }
 
-/// What linking a graph needs besides the graph: the runtime facts, and
-/// where remote imports go.
+/// What linking a graph needs besides the graph: what each component is
+/// granted, and where remote imports go.
 #[derive(Clone)]
 pub struct LinkContext {
-    /// Answers of the runtime interface.
-    pub facts: Arc<RuntimeFacts>,
+    /// Runtime facts and per-component grants.
+    pub capabilities: Arc<CapabilityContext>,
     /// Sends remote calls.
     pub client: Arc<RemoteClient>,
     /// Where each remote exporter is reached, by label.
@@ -183,10 +182,13 @@ pub struct LinkContext {
 
 impl LinkContext {
     /// A context for graphs without remote imports.
-    pub fn local(facts: Arc<RuntimeFacts>) -> LinkContext {
-        let client = Arc::new(RemoteClient::new(&facts.revision, &facts.job));
+    pub fn local(capabilities: Arc<CapabilityContext>) -> LinkContext {
+        let client = Arc::new(RemoteClient::new(
+            &capabilities.facts.revision,
+            &capabilities.facts.job,
+        ));
         LinkContext {
-            facts,
+            capabilities,
             client,
             targets: BTreeMap::new(),
         }
@@ -242,12 +244,13 @@ fn linker_for(
     let mut remote_imports = BTreeSet::new();
     for wire in &plan.wires {
         match &wire.route {
-            Route::Host(HostInterface::Runtime) => {
-                runtime_interface::add_to_linker(
+            Route::Host(HostInterface::Member(capability)) => {
+                capabilities::add_to_linker(
                     &mut linker,
-                    &runtime_import_name(&wire.importer),
+                    *capability,
+                    &member_import_name(&wire.importer, *capability),
                     &wire.importer,
-                    &context.facts,
+                    &context.capabilities,
                 )?;
             }
             Route::Remote {

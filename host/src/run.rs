@@ -4,6 +4,9 @@
 use crate::app::App;
 use crate::bindings_file::Bindings;
 use crate::bundle::Bundle;
+use crate::capabilities::CapabilityContext;
+use crate::capabilities::config::SecretSource;
+use crate::capabilities::runtime::{BindingFact, RuntimeFacts};
 use crate::engine::{EngineUse, new_engine};
 use crate::job::{ComposedGraph, LinkContext, compose_job, prepare_graph};
 use crate::link::Route;
@@ -11,7 +14,6 @@ use crate::manifest::BindingType;
 use crate::placement::LOCAL_JOB;
 use crate::placement::Placement;
 use crate::remote::client::{RemoteClient, RemoteTarget};
-use crate::runtime_interface::{BindingFact, RuntimeFacts};
 use crate::serve::http::HttpComponent;
 use crate::serve::rpc::{RpcComponent, RpcServer};
 use anyhow::{Context, Result};
@@ -117,9 +119,15 @@ pub async fn run(
         &served,
     ));
     let targets = remote_targets(app, &graphs, bindings.as_ref(), &served)?;
+    let capabilities = CapabilityContext::new(
+        app,
+        facts,
+        &placement.members,
+        &SecretSource::from_environment()?,
+    )?;
     let context = LinkContext {
         client: Arc::new(RemoteClient::new(&app.revision, &placement.job)),
-        facts,
+        capabilities: Arc::new(capabilities),
         targets,
     };
     let engine = new_engine(EngineUse::Serving)?;

@@ -1,26 +1,20 @@
 //! Composing a planned graph into one component with wac-graph. Colocated
 //! imports are wired straight to the exporter's instance (wasmtime then fuses
-//! the adapters: a call costs a few nanoseconds). Each member's import of the
-//! runtime interface is renamed per member, so the host can tell members
-//! apart; WASI and remote imports stay imports of the composition.
+//! the adapters: a call costs a few nanoseconds). Each member's imports of
+//! per-component host capabilities are renamed per member
+//! ([`member_import_name`]), so the host can tell members apart; shared WASI
+//! and remote imports stay imports of the composition.
 
 use super::LinkError;
 use super::plan::GraphPlan;
 use super::router::{HostInterface, Route};
 use crate::app::App;
+use crate::capabilities::member_import_name;
 use std::collections::BTreeMap;
 use wac_graph::types::Package;
 use wac_graph::{
     CompositionGraph, EncodeOptions, InstantiationArgumentError, NodeId, PackageId, Processor,
 };
-
-/// The import name under which member `label` of a composed graph imports the
-/// amimono runtime interface. It is shaped like an interface name (not a plain
-/// label) so that wac-graph does not need the component model's experimental
-/// `implements` directive, which wasmtime 48 does not enable.
-pub fn runtime_import_name(label: &str) -> String {
-    format!("amimono-member:{label}/runtime")
-}
 
 /// Encodes the graph of `plan` as one component exporting everything the
 /// plan's root exports, under the same names.
@@ -67,11 +61,11 @@ pub fn compose(app: &App, plan: &GraphPlan) -> Result<Vec<u8>, LinkError> {
                     }
                 }
             }
-            Route::Host(HostInterface::Runtime) => {
+            Route::Host(HostInterface::Member(capability)) => {
                 let world = graph.types()[graph[package].ty()].clone();
                 let kind = world.imports[&wire.import];
                 graph
-                    .import(runtime_import_name(&wire.importer), kind)
+                    .import(member_import_name(&wire.importer, *capability), kind)
                     .map_err(|e| fail(e.to_string()))?
             }
             Route::Host(HostInterface::Wasi) | Route::Remote { .. } | Route::TypesOnly => continue,

@@ -83,6 +83,18 @@ pub enum LinkError {
         /// The import's name.
         import: String,
     },
+    /// A component imports a capability the manifest does not grant it.
+    #[error(
+        "component `{component}` imports `{import}`, which the manifest does not grant it: add {key}"
+    )]
+    NotGranted {
+        /// The importing component.
+        component: String,
+        /// The import's name.
+        import: String,
+        /// The manifest key that would grant it.
+        key: String,
+    },
     /// Colocated components import each other in a cycle.
     #[error(
         "components import each other in a cycle: {}; the components of a job must form an acyclic graph",

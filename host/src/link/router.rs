@@ -6,10 +6,8 @@
 
 use super::LinkError;
 use crate::app::{App, InterfaceName};
+use crate::capabilities::Capability;
 use crate::placement::Placement;
-
-/// Package of the amimono runtime interface.
-pub const RUNTIME_INTERFACE: &str = "amimono:runtime/context";
 
 /// WASI packages the host implements, with wasmtime-wasi and wasmtime-wasi-http.
 pub const HOST_WASI_PACKAGES: &[&str] = &[
@@ -25,10 +23,11 @@ pub const HOST_WASI_PACKAGES: &[&str] = &[
 /// Interfaces the host provides itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostInterface {
-    /// A WASI interface (wasmtime-wasi, wasmtime-wasi-http).
+    /// A WASI interface shared by a graph's members (wasmtime-wasi,
+    /// wasmtime-wasi-http).
     Wasi,
-    /// `amimono:runtime/context`, answered per component.
-    Runtime,
+    /// An interface answered per component ([`Capability`]).
+    Member(Capability),
 }
 
 /// Where one import of one component goes.
@@ -87,8 +86,17 @@ pub fn route(
         return Ok(place(app, placement, target, export));
     }
 
-    // 2. The host's own interfaces.
+    // 2. The host's own interfaces, if the component is granted them.
     if let Some(host) = host_interface(&wanted) {
+        if let HostInterface::Member(capability) = host
+            && let Some(key) = crate::capabilities::missing_grant(&component.spec, capability)
+        {
+            return Err(LinkError::NotGranted {
+                component: importer.to_string(),
+                import: import.to_string(),
+                key,
+            });
+        }
         return Ok(Route::Host(host));
     }
 
@@ -132,8 +140,8 @@ pub fn route(
 
 /// Whether the host itself provides `name`.
 pub fn host_interface(name: &InterfaceName) -> Option<HostInterface> {
-    if name.path == RUNTIME_INTERFACE {
-        return Some(HostInterface::Runtime);
+    if let Some(capability) = Capability::of(name) {
+        return Some(HostInterface::Member(capability));
     }
     let package = name.package()?;
     HOST_WASI_PACKAGES

@@ -97,6 +97,12 @@ pub struct ComponentSpec {
     pub idempotent: Vec<String>,
     /// Limits of the graphs this component is the entry of.
     pub limits: Limits,
+    /// Configuration values (`wasi:config`).
+    pub config: BTreeMap<String, String>,
+    /// Names of secrets, resolved at run time and read through `wasi:config`.
+    pub secrets: Vec<String>,
+    /// Environment variables (`wasi:cli/environment`).
+    pub env: BTreeMap<String, String>,
     /// Span of the component's table header key.
     pub label_span: Range<usize>,
 }
@@ -177,6 +183,12 @@ struct RawComponent {
     idempotent: Vec<Spanned<String>>,
     #[serde(default)]
     limits: Option<Spanned<LimitOverrides>>,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
+    #[serde(default)]
+    secrets: Vec<Spanned<String>>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -403,6 +415,20 @@ impl Checker<'_> {
                     "`source` is empty: give the path of the component's .wasm file".into(),
                 );
             }
+            for secret in &component.secrets {
+                if secret.get_ref().trim().is_empty() {
+                    self.problem(secret.span(), "a secret name cannot be empty".into());
+                } else if component.config.contains_key(secret.get_ref()) {
+                    self.problem(
+                        secret.span(),
+                        format!(
+                            "`{}` is both a `config` value and a secret of component `{}`: keep one",
+                            secret.get_ref(),
+                            label.get_ref()
+                        ),
+                    );
+                }
+            }
             let mut links = BTreeMap::new();
             for (interface, target) in &component.links {
                 if !looks_like_interface(interface.get_ref()) {
@@ -458,6 +484,13 @@ impl Checker<'_> {
                         }
                         None => app_limits,
                     },
+                    config: component.config.clone(),
+                    secrets: component
+                        .secrets
+                        .iter()
+                        .map(|s| s.get_ref().clone())
+                        .collect(),
+                    env: component.env.clone(),
                     label_span: label.span(),
                 },
             );

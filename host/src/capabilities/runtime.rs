@@ -1,6 +1,6 @@
 //! The host side of `amimono:runtime/context` (see `wit/runtime.wit`): each
 //! member of a composed graph imports it under its own name
-//! ([`crate::link::compose::runtime_import_name`]), so `label()` answers the
+//! ([`super::member_import_name`]), so `label()` answers the
 //! caller's own label.
 
 use crate::manifest::BindingType;
