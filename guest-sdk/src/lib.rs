@@ -35,7 +35,9 @@
 //! # fn main() {}
 //! ```
 
+pub mod config;
 pub mod http;
+pub mod log;
 pub mod runtime;
 
 /// Re-exports used by this crate's macros. Not a public API.

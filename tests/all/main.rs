@@ -7,6 +7,7 @@
 mod bad_input;
 mod bundle;
 mod call;
+mod capabilities;
 mod cargo_component;
 mod config;
 mod hello_http;

@@ -37,7 +37,7 @@ enum Level {
 fn log(level: Level, label: &str, job: &str, context: &str, message: &str) {
     macro_rules! emit {
         ($macro:ident) => {
-            tracing::$macro!(target: "guest", component = label, job, context, "{message}")
+            tracing::$macro!(target: "guest", component = %label, job = %job, context = %context, "{message}")
         };
     }
     match level {
