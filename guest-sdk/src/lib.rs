@@ -37,6 +37,7 @@
 
 pub mod config;
 pub mod http;
+pub mod kv;
 pub mod log;
 pub mod runtime;
 

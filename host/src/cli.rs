@@ -117,6 +117,18 @@ impl Opened {
         }
     }
 
+    /// Where the app's durable data lives: `$AMIMONO_DATA_DIR`, else
+    /// `.amimono/data` beside the manifest, else `<bundle>.data` beside a bundle.
+    fn data_dir(&self) -> PathBuf {
+        if let Some(dir) = std::env::var_os(DATA_DIR_ENV) {
+            return PathBuf::from(dir);
+        }
+        match self {
+            Opened::App(app) => app.manifest.dir.join(".amimono").join("data"),
+            Opened::Bundle(bundle) => bundle.path.with_extension("data"),
+        }
+    }
+
     fn bundle(&self) -> Option<&Bundle> {
         match self {
             Opened::App(_) => None,
@@ -124,6 +136,9 @@ impl Opened {
         }
     }
 }
+
+/// Environment variable naming the directory of durable data (key-value).
+pub const DATA_DIR_ENV: &str = "AMIMONO_DATA_DIR";
 
 /// The default bundle path: `target/amimono/<app>.amimono`.
 fn default_bundle_path(app_name: &str) -> PathBuf {
@@ -166,7 +181,14 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             }
             let force_remote = std::env::var(FORCE_REMOTE_ENV).is_ok_and(|v| v == "1");
             let placement = Placement::for_job(app, &job)?.with_force_remote(force_remote);
-            crate::run::run(app, placement, bindings, opened.bundle()).await?;
+            crate::run::run(
+                app,
+                placement,
+                bindings,
+                opened.bundle(),
+                &opened.data_dir(),
+            )
+            .await?;
             Ok(0)
         }
         Command::Call {
@@ -185,11 +207,18 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 bindings.as_ref(),
                 &BTreeMap::new(),
             ));
+            let keyvalue = crate::capabilities::keyvalue::open_for(
+                app,
+                app.components.keys(),
+                &opened.data_dir(),
+            )
+            .await?;
             let capabilities = Arc::new(CapabilityContext::new(
                 app,
                 facts,
                 app.components.keys(),
                 &SecretSource::from_environment()?,
+                keyvalue,
             )?);
             let outcome = crate::invoke::call(app, capabilities, &label, &function, &args).await?;
             let mut out = std::io::stdout().lock();

@@ -61,6 +61,7 @@ pub async fn run(
     placement: Placement,
     bindings: Option<Bindings>,
     bundle: Option<&Bundle>,
+    data_dir: &std::path::Path,
 ) -> Result<()> {
     if let Some(bindings) = &bindings {
         bindings.check_revision(&app.revision)?;
@@ -119,11 +120,14 @@ pub async fn run(
         &served,
     ));
     let targets = remote_targets(app, &graphs, bindings.as_ref(), &served)?;
+    let keyvalue =
+        crate::capabilities::keyvalue::open_for(app, &placement.members, data_dir).await?;
     let capabilities = CapabilityContext::new(
         app,
         facts,
         &placement.members,
         &SecretSource::from_environment()?,
+        keyvalue,
     )?;
     let context = LinkContext {
         client: Arc::new(RemoteClient::new(&app.revision, &placement.job)),

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod environment;
+pub mod keyvalue;
 pub mod logging;
 pub mod runtime;
 
@@ -36,6 +37,14 @@ pub enum Capability {
     Stdout,
     /// `wasi:cli/stderr`: lines go to the host's log.
     Stderr,
+    /// `wasi:keyvalue/store`: the stores the component may open.
+    KeyValueStore,
+    /// `wasi:keyvalue/atomics`.
+    KeyValueAtomics,
+    /// `wasi:keyvalue/batch`.
+    KeyValueBatch,
+    /// `amimono:keyvalue/cas`: compare-and-swap.
+    KeyValueCas,
 }
 
 impl Capability {
@@ -48,6 +57,10 @@ impl Capability {
             "wasi:cli/environment" => Capability::Environment,
             "wasi:cli/stdout" => Capability::Stdout,
             "wasi:cli/stderr" => Capability::Stderr,
+            "wasi:keyvalue/store" => Capability::KeyValueStore,
+            "wasi:keyvalue/atomics" => Capability::KeyValueAtomics,
+            "wasi:keyvalue/batch" => Capability::KeyValueBatch,
+            "amimono:keyvalue/cas" => Capability::KeyValueCas,
             _ => return None,
         })
     }
@@ -61,6 +74,10 @@ impl Capability {
             Capability::Environment => "cli-environment",
             Capability::Stdout => "cli-stdout",
             Capability::Stderr => "cli-stderr",
+            Capability::KeyValueStore => "keyvalue-store",
+            Capability::KeyValueAtomics => "keyvalue-atomics",
+            Capability::KeyValueBatch => "keyvalue-batch",
+            Capability::KeyValueCas => "keyvalue-cas",
         }
     }
 }
@@ -80,6 +97,8 @@ pub struct Grants {
     pub config: BTreeMap<String, config::ConfigValue>,
     /// Environment variables.
     pub env: Vec<(String, String)>,
+    /// Key-value stores it may open.
+    pub stores: Arc<std::collections::BTreeSet<String>>,
 }
 
 /// Why the capabilities of a process could not be prepared.
@@ -101,12 +120,20 @@ pub enum CapabilityError {
 }
 
 /// Everything the capabilities of one process need.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct CapabilityContext {
     /// Answers of the runtime interface.
     pub facts: Arc<runtime::RuntimeFacts>,
     /// Grants by component label.
     pub grants: BTreeMap<String, Arc<Grants>>,
+    /// The key-value backend, when some component is granted a store.
+    pub keyvalue: Option<Arc<dyn keyvalue::Backend>>,
+}
+
+impl std::fmt::Debug for dyn keyvalue::Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("key-value backend")
+    }
 }
 
 impl CapabilityContext {
@@ -117,6 +144,7 @@ impl CapabilityContext {
         facts: Arc<runtime::RuntimeFacts>,
         labels: impl IntoIterator<Item = &'a String>,
         secrets: &config::SecretSource,
+        keyvalue: Option<Arc<dyn keyvalue::Backend>>,
     ) -> Result<CapabilityContext, CapabilityError> {
         let mut grants = BTreeMap::new();
         for label in labels {
@@ -147,10 +175,15 @@ impl CapabilityContext {
                         .iter()
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect(),
+                    stores: Arc::new(spec.keyvalue.iter().cloned().collect()),
                 }),
             );
         }
-        Ok(CapabilityContext { facts, grants })
+        Ok(CapabilityContext {
+            facts,
+            grants,
+            keyvalue,
+        })
     }
 }
 
@@ -161,6 +194,17 @@ pub fn missing_grant(component: &ComponentSpec, capability: Capability) -> Optio
         Capability::Config if component.config.is_empty() && component.secrets.is_empty() => {
             Some(format!(
                 "`config = {{ … }}` or `secrets = [ … ]` in [components.{}]",
+                component.label
+            ))
+        }
+        Capability::KeyValueStore
+        | Capability::KeyValueAtomics
+        | Capability::KeyValueBatch
+        | Capability::KeyValueCas
+            if component.keyvalue.is_empty() =>
+        {
+            Some(format!(
+                "`keyvalue = [\"<store>\"]` in [components.{}]",
                 component.label
             ))
         }
@@ -198,5 +242,22 @@ pub fn add_to_linker(
             &context.facts.job,
             logging::Stream::Stderr,
         ),
+        Capability::KeyValueStore
+        | Capability::KeyValueAtomics
+        | Capability::KeyValueBatch
+        | Capability::KeyValueCas => {
+            let backend = context
+                .keyvalue
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("no key-value backend is open for `{label}`"))?;
+            match capability {
+                Capability::KeyValueStore => {
+                    keyvalue::add_store(linker, import_name, label, grants.stores.clone(), backend)
+                }
+                Capability::KeyValueAtomics => keyvalue::add_atomics(linker, import_name, backend),
+                Capability::KeyValueBatch => keyvalue::add_batch(linker, import_name, backend),
+                _ => keyvalue::add_cas(linker, import_name, backend),
+            }
+        }
     }
 }

@@ -52,6 +52,34 @@ impl fmt::Display for BindingType {
     }
 }
 
+/// Which key-value backend the app uses (`[keyvalue] backend`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyValueBackend {
+    /// One SQLite file per app (durable; the default).
+    #[default]
+    Sqlite,
+    /// In memory, per process.
+    Memory,
+    /// A Redis server (`url`), shared by replicas.
+    Redis,
+}
+
+/// The `[keyvalue]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyValueSection {
+    /// The backend.
+    #[serde(default)]
+    pub backend: KeyValueBackend,
+    /// Redis URL, for `backend = "redis"`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// SQLite file, relative to the manifest, for `backend = "sqlite"`.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
 /// A manifest that parsed and passed every check.
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -67,6 +95,8 @@ pub struct Manifest {
     pub call_timeout: std::time::Duration,
     /// The app's limits (`[limits]` over the defaults).
     pub limits: Limits,
+    /// The key-value backend (`[keyvalue]`).
+    pub keyvalue: KeyValueSection,
     /// Components by label.
     pub components: BTreeMap<String, ComponentSpec>,
     /// Jobs by name.
@@ -103,6 +133,8 @@ pub struct ComponentSpec {
     pub secrets: Vec<String>,
     /// Environment variables (`wasi:cli/environment`).
     pub env: BTreeMap<String, String>,
+    /// Key-value stores it may open (`wasi:keyvalue`).
+    pub keyvalue: Vec<String>,
     /// Span of the component's table header key.
     pub label_span: Range<usize>,
 }
@@ -154,6 +186,8 @@ struct RawManifest {
     #[serde(default)]
     limits: Option<Spanned<LimitOverrides>>,
     #[serde(default)]
+    keyvalue: Option<Spanned<KeyValueSection>>,
+    #[serde(default)]
     components: BTreeMap<Spanned<String>, Spanned<RawComponent>>,
     #[serde(default)]
     jobs: BTreeMap<Spanned<String>, Spanned<RawJob>>,
@@ -189,6 +223,8 @@ struct RawComponent {
     secrets: Vec<Spanned<String>>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    #[serde(default)]
+    keyvalue: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -316,6 +352,17 @@ impl Checker<'_> {
         let call_timeout = self
             .timeout(app.call_timeout_ms.as_ref())
             .unwrap_or(DEFAULT_CALL_TIMEOUT);
+        let keyvalue = raw.keyvalue.as_ref().map(|section| {
+            if section.get_ref().backend == KeyValueBackend::Redis
+                && section.get_ref().url.is_none()
+            {
+                self.problem(
+                    section.span(),
+                    "`backend = \"redis\"` needs `url = \"redis://host:port\"`".into(),
+                );
+            }
+            section.get_ref().clone()
+        });
         let app_limits = match &raw.limits {
             Some(limits) => {
                 self.check_limits(limits, "[limits]", false);
@@ -491,6 +538,11 @@ impl Checker<'_> {
                         .map(|s| s.get_ref().clone())
                         .collect(),
                     env: component.env.clone(),
+                    keyvalue: component
+                        .keyvalue
+                        .iter()
+                        .map(|s| s.get_ref().clone())
+                        .collect(),
                     label_span: label.span(),
                 },
             );
@@ -503,6 +555,7 @@ impl Checker<'_> {
             app: app.name.into_inner(),
             call_timeout,
             limits: app_limits,
+            keyvalue: keyvalue.unwrap_or_default(),
             components,
             jobs,
         }

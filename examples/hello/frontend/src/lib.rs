@@ -3,7 +3,9 @@
 //! imports `hello:app/greeter@0.1.0`.
 //!
 //! Routes (GET only, anything else is `405`):
-//! - `/hello/<name>[?lang=xx]`: the greeting, one line.
+//! - `/hello/<name>[?lang=xx]`: the greeting and how many times this name
+//!   was greeted (`Hello, world! (visit 2)`), counted in the `visits`
+//!   key-value store.
 //! - `/greet-all/<name>,<name>,...`: one line per name.
 //! - `/languages`: the known languages, one per line.
 //! - `/about`: this component's runtime context as JSON.
@@ -52,7 +54,10 @@ impl Handler for Frontend {
 
 fn hello(name: &str, language: Option<String>) -> Response {
     match greeter::greet_in(name, language.as_deref()) {
-        Ok(greeting) => Response::text(200, format!("{}\n", greeting.message)),
+        Ok(greeting) => match count_visit(&greeting.name) {
+            Ok(visits) => Response::text(200, format!("{} (visit {visits})\n", greeting.message)),
+            Err(e) => Response::text(503, format!("error: cannot count the visit: {e}\n")),
+        },
         Err(GreetError::UnknownLanguage(language)) => Response::text(
             404,
             format!(
@@ -63,6 +68,11 @@ fn hello(name: &str, language: Option<String>) -> Response {
         ),
         Err(error) => Response::text(400, format!("error: {}\n", describe(&error))),
     }
+}
+
+/// Counts a visit of `name` in the `visits` key-value store; the count.
+fn count_visit(name: &str) -> Result<u64, amimono_sdk::kv::Error> {
+    amimono_sdk::kv::Store::open("visits")?.increment(name, 1)
 }
 
 fn greet_all(names: &str) -> Response {
