@@ -4,9 +4,15 @@
 use amimono_tests::{Host, get, run_amimono, temp_app, texts};
 use std::time::Duration;
 
+/// The capabilities fixture, granted the key-value store `data` (it
+/// imports `wasi:keyvalue`) plus `extra` manifest lines.
 fn app(extra: &str) -> tempfile::TempDir {
+    app_without_stores(&format!("keyvalue = [\"data\"]\n{extra}"))
+}
+
+fn app_without_stores(extra: &str) -> tempfile::TempDir {
     temp_app(&format!(
-        "[app]\nname = \"caps\"\n\n[components.caps]\nbinding = \"http\"\nsource = \"{{wasm:fixture_capabilities}}\"\n{extra}\n\n[jobs.one]\ncomponents = [\"caps\"]\n"
+        "[app]\nname = \"caps\"\n\n[keyvalue]\nbackend = \"memory\"\n\n[components.caps]\nbinding = \"http\"\nsource = \"{{wasm:fixture_capabilities}}\"\n{extra}\n\n[jobs.one]\ncomponents = [\"caps\"]\n"
     ))
 }
 
@@ -140,4 +146,19 @@ fn a_component_sees_only_the_environment_it_is_granted() {
     assert_eq!(get(&format!("{url}/env/MODE")).body, "test");
     assert_eq!(get(&format!("{url}/env/HOST_ONLY")).status, 404);
     assert_eq!(get(&format!("{url}/env/PATH")).status, 404);
+}
+
+#[test]
+fn importing_key_value_without_a_grant_is_refused_at_start() {
+    let app = app_without_stores("config = { x = \"1\" }");
+    let out = run_amimono(
+        &["run", app.path().to_str().unwrap()],
+        &[("AMIMONO_JOB", "one")],
+    );
+    let (_, err) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("component `caps` imports `wasi:keyvalue/store@0.2.0-draft`, which the manifest does not grant it: add `keyvalue = [\"<store>\"]` in [components.caps]"),
+        "{err}"
+    );
 }

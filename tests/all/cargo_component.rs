@@ -74,8 +74,6 @@ fn the_hello_app_built_with_cargo_component_loads_links_and_serves() {
     assert!(stdout.contains("¡Hola, world!"), "{stdout}");
     let host = Host::start(app.path(), &[("AMIMONO_JOB", "one")], &["frontend"]);
     let reply = get(&format!("{}/hello/world", host.url("frontend")));
-    assert_eq!(
-        (reply.status, reply.body.as_str()),
-        (200, "Hello, world!\n")
-    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply.body.starts_with("Hello, world! (visit "), "{reply:?}");
 }

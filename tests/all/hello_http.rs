@@ -38,9 +38,10 @@ fn hello_world_over_http(layout: Layout) {
     assert_eq!(reply.status, 200, "{reply:?}");
     assert!(reply.body.contains("Hello, world!"), "{reply:?}");
     let reply = get(&format!("{url}/hello/Marie?lang=fr"));
-    assert_eq!(
-        (reply.status, reply.body.as_str()),
-        (200, "Bonjour, Marie !\n")
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(
+        reply.body.starts_with("Bonjour, Marie ! (visit "),
+        "{reply:?}"
     );
 }
 
@@ -117,7 +118,10 @@ fn serves_requests_concurrently(layout: Layout) {
                 for j in 0..25 {
                     let reply = get(&format!("{url}/hello/n{i}x{j}"));
                     assert_eq!(reply.status, 200);
-                    assert_eq!(reply.body, format!("Hello, n{i}x{j}!\n"));
+                    assert!(
+                        reply.body.starts_with(&format!("Hello, n{i}x{j}! (visit ")),
+                        "{reply:?}"
+                    );
                 }
             })
         })
@@ -150,7 +154,7 @@ fn bindings_file_gives_addresses() {
     );
     assert_eq!(host.url("frontend"), format!("http://127.0.0.1:{port}"));
     let reply = get(&format!("http://127.0.0.1:{port}/hello/world"));
-    assert_eq!(reply.body, "Hello, world!\n");
+    assert!(reply.body.starts_with("Hello, world! (visit "), "{reply:?}");
     let about: serde_json::Value =
         serde_json::from_str(&get(&format!("http://127.0.0.1:{port}/about")).body).unwrap();
     assert_eq!(about["greeter"]["url"], "http://greeter.internal:9000");
@@ -239,9 +243,10 @@ components = ["frontend", "greeter", "phrasebook", "probe"]
         &["frontend", "probe"],
     );
     assert_ne!(host.url("frontend"), host.url("probe"));
-    assert_eq!(
-        get(&format!("{}/hello/world", host.url("frontend"))).body,
-        "Hello, world!\n"
+    assert!(
+        get(&format!("{}/hello/world", host.url("frontend")))
+            .body
+            .starts_with("Hello, world!")
     );
     assert_eq!(
         get(&format!("{}/label", host.url("probe"))).body.trim(),

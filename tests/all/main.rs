@@ -11,6 +11,7 @@ mod capabilities;
 mod cargo_component;
 mod config;
 mod hello_http;
+mod keyvalue;
 mod launcher;
 mod limits;
 mod remote;

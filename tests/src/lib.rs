@@ -63,6 +63,8 @@ pub fn amimono() -> Command {
     if std::env::var_os("AMIMONO_CACHE_DIR").is_none() {
         command.env("AMIMONO_CACHE_DIR", root().join("target/amimono-cache"));
     }
+    // Durable data (key-value) of test runs stays under target/.
+    command.env("AMIMONO_DATA_DIR", root().join("target/amimono-test-data"));
     command
 }
 
