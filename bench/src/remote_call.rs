@@ -650,6 +650,7 @@ impl Callers {
                     bindings: BTreeMap::new(),
                 }),
                 grants: BTreeMap::new(),
+                keyvalue: None,
             }),
             client: client.clone(),
             targets: BTreeMap::from([("callee".to_string(), callee.clone())]),

@@ -73,7 +73,7 @@ fn colocated_remote_and_host_routes() {
                 "web",
                 &[
                     "a:b/svc@0.1.0",
-                    "wasi:cli/stdout@0.2.6",
+                    "wasi:clocks/wall-clock@0.2.6",
                     "amimono:runtime/context@0.1.0",
                 ],
                 &[],
@@ -100,7 +100,7 @@ fn colocated_remote_and_host_routes() {
         }
     );
     assert_eq!(
-        route(&app, &local, "web", "wasi:cli/stdout@0.2.6").unwrap(),
+        route(&app, &local, "web", "wasi:clocks/wall-clock@0.2.6").unwrap(),
         Route::Host(HostInterface::Wasi)
     );
     assert_eq!(
@@ -137,12 +137,12 @@ fn unresolved_imports_suggest_close_exports() {
 
 #[test]
 fn unknown_wasi_interfaces_are_named_as_unsupported() {
-    let app = app(&[("web", &["wasi:keyvalue/store@0.2.0-draft"], &[])], "");
+    let app = app(&[("web", &["wasi:blobstore/container@0.2.0-draft"], &[])], "");
     let err = route(
         &app,
         &Placement::local(&app),
         "web",
-        "wasi:keyvalue/store@0.2.0-draft",
+        "wasi:blobstore/container@0.2.0-draft",
     )
     .unwrap_err();
     assert!(
