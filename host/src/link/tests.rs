@@ -137,7 +137,10 @@ fn unresolved_imports_suggest_close_exports() {
 
 #[test]
 fn unknown_wasi_interfaces_are_named_as_unsupported() {
-    let app = app(&[("web", &["wasi:blobstore/container@0.2.0-draft"], &[])], "");
+    let app = app(
+        &[("web", &["wasi:blobstore/container@0.2.0-draft"], &[])],
+        "",
+    );
     let err = route(
         &app,
         &Placement::local(&app),
