@@ -53,7 +53,7 @@ fn the_hello_app_built_with_cargo_component_loads_links_and_serves() {
         path.display().to_string()
     };
     let app = temp_app(&format!(
-        "[app]\nname = \"mixed\"\n\n[components.frontend]\nbinding = \"http\"\nsource = \"{}\"\n\n[components.greeter]\nbinding = \"rpc\"\nsource = \"{}\"\n\n[components.phrasebook]\nbinding = \"rpc\"\nsource = \"{}\"\n\n[jobs.one]\ncomponents = [\"frontend\", \"greeter\", \"phrasebook\"]\n",
+        "[app]\nname = \"mixed\"\n\n[components.frontend]\nbinding = \"http\"\nkeyvalue = [\"visits\"]\nsource = \"{}\"\n\n[components.greeter]\nbinding = \"rpc\"\nsource = \"{}\"\n\n[components.phrasebook]\nbinding = \"rpc\"\nsource = \"{}\"\n\n[jobs.one]\ncomponents = [\"frontend\", \"greeter\", \"phrasebook\"]\n",
         built("hello_frontend"),
         built("hello_greeter"),
         built("hello_phrasebook"),

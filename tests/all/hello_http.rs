@@ -219,6 +219,7 @@ name = "two-http"
 
 [components.frontend]
 binding = "http"
+keyvalue = ["visits"]
 source = "{wasm:hello_frontend}"
 
 [components.greeter]
