@@ -25,6 +25,7 @@ const READ_CHUNK: u64 = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     method: String,
+    authority: Option<String>,
     path_with_query: String,
     headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
@@ -36,6 +37,7 @@ impl Request {
     pub fn new(method: impl Into<String>, path_with_query: impl Into<String>) -> Self {
         Request {
             method: method.into().to_ascii_uppercase(),
+            authority: None,
             path_with_query: path_with_query.into(),
             headers: Vec::new(),
             body: Vec::new(),
@@ -57,6 +59,12 @@ impl Request {
     /// The method, upper-case: `GET`, `POST`, ...
     pub fn method(&self) -> &str {
         &self.method
+    }
+
+    /// The authority the client addressed (its `Host` header), if any.
+    /// Never trust it to build outbound URLs.
+    pub fn authority(&self) -> Option<&str> {
+        self.authority.as_deref()
     }
 
     /// The path and query as received, e.g. `/hello/world?lang=fr`.
@@ -262,6 +270,7 @@ enum ReadError {
 fn read_request(request: IncomingRequest) -> Result<Request, ReadError> {
     let method = method_name(request.method());
     let path_with_query = request.path_with_query().unwrap_or_else(|| "/".into());
+    let authority = request.authority();
     let headers = {
         // A child resource: drop it before the request goes away.
         let fields = request.headers();
@@ -299,6 +308,7 @@ fn read_request(request: IncomingRequest) -> Result<Request, ReadError> {
 
     Ok(Request {
         method,
+        authority,
         path_with_query,
         headers,
         body,
@@ -455,4 +465,76 @@ mod tests {
         );
         assert_eq!(response.body(), b"hi");
     }
+}
+
+/// An outbound HTTP response: status and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The status code.
+    pub status: u16,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// Sends a GET to `url` (`http://host[:port]/path` or `https://…`) through
+/// `wasi:http/outgoing-handler` and reads the whole answer. The host allows
+/// only the hosts the manifest lists in `allowed_outbound_hosts`; a denied
+/// request is an error mentioning `HttpRequestDenied`.
+pub fn fetch(url: &str) -> Result<Fetched, String> {
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{Fields, Method, OutgoingRequest, Scheme};
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
+        (Scheme::Http, rest)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (Scheme::Https, rest)
+    } else {
+        return Err(format!("`{url}` is not an http(s) URL"));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let request = OutgoingRequest::new(Fields::new());
+    request
+        .set_method(&Method::Get)
+        .map_err(|()| "invalid method".to_string())?;
+    request
+        .set_scheme(Some(&scheme))
+        .map_err(|()| "invalid scheme".to_string())?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| format!("invalid authority `{authority}`"))?;
+    request
+        .set_path_with_query(Some(path))
+        .map_err(|()| format!("invalid path `{path}`"))?;
+    let pending = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    let response = loop {
+        match pending.get() {
+            Some(result) => break result,
+            None => pending.subscribe().block(),
+        }
+    };
+    let response = response
+        .map_err(|()| "the response was already taken".to_string())?
+        .map_err(|e| format!("{e:?}"))?;
+    let status = response.status();
+    let body = response
+        .consume()
+        .map_err(|()| "the response body was already taken".to_string())?;
+    let stream = body
+        .stream()
+        .map_err(|()| "the response body stream was already taken".to_string())?;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => break,
+            Err(e) => return Err(format!("reading the response body: {e:?}")),
+        }
+    }
+    drop(stream);
+    Ok(Fetched {
+        status,
+        body: bytes,
+    })
 }

@@ -7,7 +7,12 @@ use std::time::Duration;
 /// The capabilities fixture, granted the key-value store `data` (it
 /// imports `wasi:keyvalue`) plus `extra` manifest lines.
 fn app(extra: &str) -> tempfile::TempDir {
-    app_without_stores(&format!("keyvalue = [\"data\"]\n{extra}"))
+    let outbound = if extra.contains("allowed_outbound_hosts") {
+        ""
+    } else {
+        "allowed_outbound_hosts = [\"http://127.0.0.1:1\"]\n"
+    };
+    app_without_stores(&format!("keyvalue = [\"data\"]\n{outbound}{extra}"))
 }
 
 fn app_without_stores(extra: &str) -> tempfile::TempDir {
@@ -150,7 +155,9 @@ fn a_component_sees_only_the_environment_it_is_granted() {
 
 #[test]
 fn importing_key_value_without_a_grant_is_refused_at_start() {
-    let app = app_without_stores("config = { x = \"1\" }");
+    let app = app_without_stores(
+        "config = { x = \"1\" }\nallowed_outbound_hosts = [\"http://127.0.0.1:1\"]",
+    );
     let out = run_amimono(
         &["run", app.path().to_str().unwrap()],
         &[("AMIMONO_JOB", "one")],
@@ -161,4 +168,54 @@ fn importing_key_value_without_a_grant_is_refused_at_start() {
         err.contains("component `caps` imports `wasi:keyvalue/store@0.2.0-draft`, which the manifest does not grant it: add `keyvalue = [\"<store>\"]` in [components.caps]"),
         "{err}"
     );
+}
+
+#[test]
+fn outbound_http_goes_only_to_allowed_hosts_and_never_follows_the_inbound_host_header() {
+    // A real HTTP server to call: the probe fixture.
+    let target = temp_app(
+        "[app]\nname = \"target\"\n\n[components.probe]\nbinding = \"http\"\nsource = \"{wasm:fixture_trap_http}\"\n\n[jobs.one]\ncomponents = [\"probe\"]\n",
+    );
+    let target = Host::start(target.path(), &[("AMIMONO_JOB", "one")], &["probe"]);
+    let allowed = target.url("probe").to_string();
+    let app = app(&format!(
+        "config = {{ x = \"1\" }}\nallowed_outbound_hosts = [\"{allowed}\"]"
+    ));
+    let host = Host::start(app.path(), &[("AMIMONO_JOB", "one")], &["caps"]);
+    let url = host.url("caps");
+    let reply = get(&format!("{url}/fetch?url={allowed}/label"));
+    assert_eq!((reply.status, reply.body.as_str()), (200, "200 probe"));
+    // Another port of the same host is not allowed.
+    let other = format!("http://127.0.0.1:{}", amimono_tests::free_port());
+    let reply = get(&format!("{url}/fetch?url={other}/"));
+    assert_eq!(reply.status, 502, "{reply:?}");
+    assert!(reply.body.contains("HttpRequestDenied"), "{reply:?}");
+    assert!(host.wait_for_log("outbound HTTP request denied", Duration::from_secs(5)));
+    // A Host header naming an unlisted authority cannot redirect the call.
+    let address = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    use std::io::{Read, Write};
+    let evil = other.trim_start_matches("http://");
+    stream
+        .write_all(
+            format!("GET /fetch-self/label HTTP/1.1\r\nHost: {evil}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
+    assert!(answer.contains("HttpRequestDenied"), "{answer}");
+}
+
+#[test]
+fn importing_outbound_http_without_a_grant_is_refused_at_start() {
+    let app = app_without_stores("keyvalue = [\"data\"]\nconfig = { x = \"1\" }");
+    let out = run_amimono(
+        &["run", app.path().to_str().unwrap()],
+        &[("AMIMONO_JOB", "one")],
+    );
+    let (_, err) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("imports `wasi:http/outgoing-handler@0.2.12`, which the manifest does not grant it: add `allowed_outbound_hosts = [\"https://host\"]` in [components.caps]"), "{err}");
 }

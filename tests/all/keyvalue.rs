@@ -34,7 +34,7 @@ fn the_visit_counter_counts_per_name_and_survives_a_restart() {
 
 fn caps_app(backend: &str) -> tempfile::TempDir {
     temp_app(&format!(
-        "[app]\nname = \"kv\"\n\n[keyvalue]\n{backend}\n\n[components.caps]\nbinding = \"http\"\nsource = \"{{wasm:fixture_capabilities}}\"\nkeyvalue = [\"data\", \"other\"]\nconfig = {{ unused = \"1\" }}\n\n[jobs.one]\ncomponents = [\"caps\"]\n"
+        "[app]\nname = \"kv\"\n\n[keyvalue]\n{backend}\n\n[components.caps]\nbinding = \"http\"\nsource = \"{{wasm:fixture_capabilities}}\"\nkeyvalue = [\"data\", \"other\"]\nconfig = {{ unused = \"1\" }}\nallowed_outbound_hosts = [\"http://127.0.0.1:1\"]\n\n[jobs.one]\ncomponents = [\"caps\"]\n"
     ))
 }
 

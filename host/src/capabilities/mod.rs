@@ -11,6 +11,7 @@ pub mod config;
 pub mod environment;
 pub mod keyvalue;
 pub mod logging;
+pub mod outbound;
 pub mod runtime;
 
 use crate::app::{App, InterfaceName};
@@ -45,6 +46,8 @@ pub enum Capability {
     KeyValueBatch,
     /// `amimono:keyvalue/cas`: compare-and-swap.
     KeyValueCas,
+    /// `wasi:http/outgoing-handler`: requests to allowed hosts only.
+    OutgoingHttp,
 }
 
 impl Capability {
@@ -61,6 +64,7 @@ impl Capability {
             "wasi:keyvalue/atomics" => Capability::KeyValueAtomics,
             "wasi:keyvalue/batch" => Capability::KeyValueBatch,
             "amimono:keyvalue/cas" => Capability::KeyValueCas,
+            "wasi:http/outgoing-handler" => Capability::OutgoingHttp,
             _ => return None,
         })
     }
@@ -78,6 +82,7 @@ impl Capability {
             Capability::KeyValueAtomics => "keyvalue-atomics",
             Capability::KeyValueBatch => "keyvalue-batch",
             Capability::KeyValueCas => "keyvalue-cas",
+            Capability::OutgoingHttp => "http-outgoing-handler",
         }
     }
 }
@@ -99,6 +104,8 @@ pub struct Grants {
     pub env: Vec<(String, String)>,
     /// Key-value stores it may open.
     pub stores: Arc<std::collections::BTreeSet<String>>,
+    /// Hosts it may send HTTP requests to.
+    pub outbound: Arc<Vec<outbound::AllowedHost>>,
 }
 
 /// Why the capabilities of a process could not be prepared.
@@ -176,6 +183,12 @@ impl CapabilityContext {
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect(),
                     stores: Arc::new(spec.keyvalue.iter().cloned().collect()),
+                    outbound: Arc::new(
+                        spec.allowed_outbound_hosts
+                            .iter()
+                            .filter_map(|h| outbound::AllowedHost::parse(h).ok())
+                            .collect(),
+                    ),
                 }),
             );
         }
@@ -208,6 +221,10 @@ pub fn missing_grant(component: &ComponentSpec, capability: Capability) -> Optio
                 component.label
             ))
         }
+        Capability::OutgoingHttp if component.allowed_outbound_hosts.is_empty() => Some(format!(
+            "`allowed_outbound_hosts = [\"https://host\"]` in [components.{}]",
+            component.label
+        )),
         _ => None,
     }
 }
@@ -242,6 +259,9 @@ pub fn add_to_linker(
             &context.facts.job,
             logging::Stream::Stderr,
         ),
+        Capability::OutgoingHttp => {
+            outbound::add_to_linker(linker, import_name, label, grants.outbound.clone())
+        }
         Capability::KeyValueStore
         | Capability::KeyValueAtomics
         | Capability::KeyValueBatch

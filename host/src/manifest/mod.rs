@@ -135,6 +135,8 @@ pub struct ComponentSpec {
     pub env: BTreeMap<String, String>,
     /// Key-value stores it may open (`wasi:keyvalue`).
     pub keyvalue: Vec<String>,
+    /// Hosts it may send HTTP requests to (`wasi:http/outgoing-handler`).
+    pub allowed_outbound_hosts: Vec<String>,
     /// Span of the component's table header key.
     pub label_span: Range<usize>,
 }
@@ -225,6 +227,8 @@ struct RawComponent {
     env: BTreeMap<String, String>,
     #[serde(default)]
     keyvalue: Vec<Spanned<String>>,
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -476,6 +480,16 @@ impl Checker<'_> {
                     );
                 }
             }
+            for host in &component.allowed_outbound_hosts {
+                if let Err(message) =
+                    crate::capabilities::outbound::AllowedHost::parse(host.get_ref())
+                {
+                    self.problem(
+                        host.span(),
+                        format!("invalid `allowed_outbound_hosts` entry {message}"),
+                    );
+                }
+            }
             let mut links = BTreeMap::new();
             for (interface, target) in &component.links {
                 if !looks_like_interface(interface.get_ref()) {
@@ -540,6 +554,11 @@ impl Checker<'_> {
                     env: component.env.clone(),
                     keyvalue: component
                         .keyvalue
+                        .iter()
+                        .map(|s| s.get_ref().clone())
+                        .collect(),
+                    allowed_outbound_hosts: component
+                        .allowed_outbound_hosts
                         .iter()
                         .map(|s| s.get_ref().clone())
                         .collect(),
