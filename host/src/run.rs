@@ -187,6 +187,23 @@ pub async fn run(
         servers.push(tokio::spawn(crate::serve::rpc::serve(listener, server)));
     }
 
+    for label in members_with(BindingType::None) {
+        let Some(component) = app.component(&label) else {
+            continue;
+        };
+        let Some(run_export) = crate::serve::worker::run_export(&component.world.exports) else {
+            continue;
+        };
+        let graph = prepare(&label)?;
+        servers.push(tokio::spawn(crate::serve::worker::supervise(
+            label.clone(),
+            graph.component,
+            graph.pre,
+            run_export,
+            component.spec.limits,
+        )));
+    }
+
     {
         let mut out = std::io::stdout().lock();
         for label in members_with(BindingType::Http) {

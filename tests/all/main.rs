@@ -16,3 +16,4 @@ mod launcher;
 mod limits;
 mod remote;
 mod traps;
+mod workers;

@@ -1,5 +1,7 @@
-//! Serving a running job to the outside: HTTP-bound components, each on its
-//! own listener ([`http`]), and `rpc` components to other jobs ([`rpc`]).
+//! Serving a running job: HTTP-bound components, each on its own listener
+//! ([`http`]), `rpc` components to other jobs ([`rpc`]), and workers
+//! ([`worker`]).
 
 pub mod http;
 pub mod rpc;
+pub mod worker;
