@@ -14,6 +14,7 @@ mod hello_http;
 mod keyvalue;
 mod launcher;
 mod limits;
+mod python;
 mod remote;
 mod traps;
 mod workers;

@@ -32,3 +32,31 @@ pub fn packages(root: &Path) -> Result<Vec<String>, String> {
     names.sort();
     Ok(names)
 }
+
+/// The `build` commands of example components that are not cargo builds
+/// (e.g. componentize-py), with the directory to run each in.
+pub fn other_builds(root: &Path) -> Result<Vec<(std::path::PathBuf, String)>, String> {
+    let mut builds = Vec::new();
+    let examples = root.join("examples");
+    let entries =
+        std::fs::read_dir(&examples).map_err(|e| format!("reading {}: {e}", examples.display()))?;
+    let mut dirs: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    dirs.sort();
+    for dir in dirs {
+        let manifest = dir.join("amimono.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        let value: toml::Value =
+            toml::from_str(&text).map_err(|e| format!("parsing {}: {e}", manifest.display()))?;
+        let components = value.get("components").and_then(|c| c.as_table());
+        for component in components.into_iter().flat_map(|c| c.values()) {
+            if let Some(command) = component.get("build").and_then(|b| b.as_str())
+                && !command.starts_with("cargo ")
+            {
+                builds.push((dir.clone(), command.to_string()));
+            }
+        }
+    }
+    Ok(builds)
+}

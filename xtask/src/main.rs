@@ -68,8 +68,28 @@ fn ensure_rust_target(target: &str) -> Result<(), String> {
     run(Cmd::new("rustup").args(["target", "add", target]))
 }
 
+/// componentize-py, for the Python component of `examples/hello-py`,
+/// installed in a venv under `target/tools/py`.
+const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
+
+fn ensure_componentize_py() -> Result<(), String> {
+    let venv = root().join("target/tools/py");
+    let tool = venv.join("bin/componentize-py");
+    if tool.exists() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing componentize-py {COMPONENTIZE_PY_VERSION} under target/tools/py");
+    run(Cmd::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    run(Cmd::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        &format!("componentize-py=={COMPONENTIZE_PY_VERSION}"),
+    ]))
+}
+
 fn build() -> Result<(), String> {
     ensure_rust_target(guests::TARGET)?;
+    ensure_componentize_py()?;
     let packages = guests::packages(&root())?;
     eprintln!("xtask: building {} guest components", packages.len());
     let mut guest_build = cargo().args(["build", "--release", "--target", guests::TARGET]);
@@ -77,6 +97,10 @@ fn build() -> Result<(), String> {
         guest_build = guest_build.args(["-p", p]);
     }
     run(guest_build)?;
+    for (dir, command) in guests::other_builds(&root())? {
+        eprintln!("xtask: building a non-Rust component in {}", dir.display());
+        run(Cmd::new("sh").args(["-c", &command]).dir(&dir))?;
+    }
     eprintln!("xtask: building the host");
     run(cargo().args(["build", "--release", "-p", "amimono"]))
 }
