@@ -52,13 +52,20 @@ pub fn run(root: &Path, quick: bool) -> Result<Instantiation> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // The frontend imports key-value: give it an in-memory backend.
+    let keyvalue = runtime
+        .block_on(amimono::capabilities::keyvalue::BackendChoice::Memory.open(app.name()))?;
+    let capabilities = Arc::new(CapabilityContext {
+        keyvalue: Some(keyvalue),
+        ..CapabilityContext::default()
+    });
     let mut graphs = Vec::new();
     for use_ in [EngineUse::Serving, EngineUse::OneShot] {
         let engine = new_engine(use_)?;
         graphs.push(prepare_graph(
             &engine,
             &app,
-            &LinkContext::local(Arc::new(CapabilityContext::default())),
+            &LinkContext::local(capabilities.clone()),
             &composed,
         )?);
     }
