@@ -187,7 +187,7 @@ impl AmimonoDriver {
             .enable_all()
             .build()?;
         let mut store =
-            amimono::host_state::new_store(&engine, &amimono::limits::Limits::default());
+            amimono::host_state::new_store(&engine, &amimono::host_state::StoreSettings::default());
         let instance = runtime
             .block_on(graph.pre.instantiate_async(&mut store))
             .anyhow()?;
@@ -255,7 +255,7 @@ fn new_store(engine: &Engine) -> Store<BenchState> {
     Store::new(
         engine,
         BenchState {
-            host: HostState::new(&amimono::limits::Limits::default()),
+            host: HostState::new(&amimono::host_state::StoreSettings::default()),
             table: ResourceTable::new(),
             add: None,
             echo: None,

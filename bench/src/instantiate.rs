@@ -76,7 +76,7 @@ pub fn run(root: &Path, quick: bool) -> Result<Instantiation> {
             for _ in 0..per_round {
                 let mut store = amimono::host_state::new_store(
                     graph.pre.engine(),
-                    &amimono::limits::Limits::default(),
+                    &amimono::host_state::StoreSettings::default(),
                 );
                 runtime
                     .block_on(graph.pre.instantiate_async(&mut store))

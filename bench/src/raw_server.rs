@@ -105,7 +105,10 @@ impl Callee {
 
     /// One call in a fresh instance, as the callee job makes it.
     async fn call(&self, echo: bool) -> Result<()> {
-        let mut store = new_store(self.pre.engine(), &amimono::limits::Limits::default());
+        let mut store = new_store(
+            self.pre.engine(),
+            &amimono::host_state::StoreSettings::default(),
+        );
         let instance = self.pre.instantiate_async(&mut store).await.anyhow()?;
         if echo {
             let f = instance

@@ -656,7 +656,7 @@ impl Callers {
             targets: BTreeMap::from([("callee".to_string(), callee.clone())]),
         };
         let caller = prepare_graph(&engine, app, &context, &composed)?;
-        let mut store = new_store(&engine, &amimono::limits::Limits::default());
+        let mut store = new_store(&engine, &amimono::host_state::StoreSettings::default());
         let instance = caller.pre.instantiate_async(&mut store).await.anyhow()?;
         let run_add = typed(&instance, &mut store, DRIVER, "run-add")?;
         let run_echo = typed(&instance, &mut store, DRIVER, "run-echo")?;
@@ -783,7 +783,7 @@ impl Callers {
             Way::CalleeInProcess => {
                 let mut store = new_store(
                     self.callee_pre.engine(),
-                    &amimono::limits::Limits::default(),
+                    &amimono::host_state::StoreSettings::default(),
                 );
                 let instance = self
                     .callee_pre
@@ -835,7 +835,7 @@ impl Callers {
             let t0 = Instant::now();
             let mut store = new_store(
                 self.callee_pre.engine(),
-                &amimono::limits::Limits::default(),
+                &amimono::host_state::StoreSettings::default(),
             );
             let t1 = Instant::now();
             let instance = self

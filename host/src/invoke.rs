@@ -5,7 +5,7 @@
 use crate::app::{App, LoadedComponent};
 use crate::capabilities::CapabilityContext;
 use crate::engine::{EngineUse, new_engine};
-use crate::host_state::new_store;
+use crate::host_state::{StoreSettings, new_store};
 use crate::job::{LinkContext, compose_graph, prepare_graph};
 use crate::placement::Placement;
 use crate::wasmtime_error::IntoAnyhow;
@@ -181,7 +181,11 @@ pub async fn call(
     let placement = Placement::local(app);
     let composed = compose_graph(app, &placement, label)?;
     let graph = prepare_graph(&engine, app, &LinkContext::local(capabilities), &composed)?;
-    let mut store = new_store(&engine, &component.spec.limits);
+    let settings = StoreSettings {
+        limits: component.spec.limits,
+        wasi: graph.wasi.clone(),
+    };
+    let mut store = new_store(&engine, &settings);
     let instance = graph
         .pre
         .instantiate_async(&mut store)

@@ -7,7 +7,7 @@ use crate::app::App;
 use crate::artifact_cache;
 use crate::bundle::Bundle;
 use crate::capabilities::{self, CapabilityContext, member_import_name};
-use crate::host_state::HostState;
+use crate::host_state::{HostState, WasiGrants};
 use crate::link::{GraphPlan, HostInterface, LinkError, Route, SplitRefusal, compose, plan_graph};
 use crate::placement::Placement;
 use crate::remote::client::{RemoteClient, RemoteTarget};
@@ -48,6 +48,8 @@ pub struct ComposedGraph {
     pub bytes: Arc<Vec<u8>>,
     /// The composition compiled by `amimono build`, when it comes from a bundle.
     pub precompiled: Option<Arc<Vec<u8>>>,
+    /// The filesystem and socket grants of the graph's WASI.
+    pub wasi: Arc<WasiGrants>,
 }
 
 /// Plans and composes the graph of `root`.
@@ -59,11 +61,13 @@ pub fn compose_graph(
     let plan = plan_graph(app, placement, root)
         .and_then(|plan| check_splittable(app, &plan).map(|()| plan))
         .map_err(LinkErrors)?;
+    let wasi = shared_wasi_grants(app, &plan).map_err(|e| LinkErrors(vec![e]))?;
     let bytes = compose(app, &plan).map_err(|e| LinkErrors(vec![e]))?;
     Ok(ComposedGraph {
         plan,
         bytes: Arc::new(bytes),
         precompiled: None,
+        wasi: Arc::new(wasi),
     })
 }
 
@@ -82,10 +86,12 @@ pub fn plan_or_compose(
     let plan = plan_graph(app, placement, root)
         .and_then(|plan| check_splittable(app, &plan).map(|()| plan))
         .map_err(LinkErrors)?;
+    let wasi = shared_wasi_grants(app, &plan).map_err(|e| LinkErrors(vec![e]))?;
     Ok(ComposedGraph {
         plan,
         bytes: artifact.composed.clone(),
         precompiled: Some(artifact.precompiled.clone()),
+        wasi: Arc::new(wasi),
     })
 }
 
@@ -119,6 +125,51 @@ pub fn compose_job(
     } else {
         Err(LinkErrors(errors))
     }
+}
+
+/// The members of a graph share one WASI filesystem and one set of sockets:
+/// every member that imports `wasi:filesystem` must be granted the same
+/// `files`, every member that imports `wasi:sockets` the same `sockets`, so
+/// no member gets access it was not granted. The graph's grants.
+fn shared_wasi_grants(app: &App, plan: &GraphPlan) -> Result<WasiGrants, LinkError> {
+    let importers = |package: &str| -> Vec<&crate::app::LoadedComponent> {
+        plan.members
+            .iter()
+            .filter_map(|label| app.component(label))
+            .filter(|c| c.world.imports.iter().any(|i| i.name.starts_with(package)))
+            .collect()
+    };
+    let mut grants = WasiGrants::default();
+    let files = importers("wasi:filesystem/");
+    if let Some(first) = files.first() {
+        if let Some(other) = files.iter().find(|c| c.spec.files != first.spec.files) {
+            return Err(LinkError::UnsharedGrant {
+                interface: "wasi:filesystem",
+                key: "files",
+                first: first.spec.label.clone(),
+                second: other.spec.label.clone(),
+                root: plan.root.clone(),
+            });
+        }
+        grants.files = first.spec.files.clone();
+    }
+    let sockets = importers("wasi:sockets/");
+    if let Some(first) = sockets.first() {
+        if let Some(other) = sockets
+            .iter()
+            .find(|c| c.spec.sockets != first.spec.sockets)
+        {
+            return Err(LinkError::UnsharedGrant {
+                interface: "wasi:sockets",
+                key: "sockets",
+                first: first.spec.label.clone(),
+                second: other.spec.label.clone(),
+                root: plan.root.clone(),
+            });
+        }
+        grants.sockets = first.spec.sockets.clone();
+    }
+    Ok(grants)
 }
 
 /// An interface whose functions take or return resources, streams or
@@ -166,6 +217,8 @@ pub struct PreparedGraph {
     pub component: Component,
     /// Pre-instantiated: imports resolved, ready to instantiate per request.
     pub pre: InstancePre<HostState>,
+    /// The filesystem and socket grants of the graph's WASI.
+    pub wasi: Arc<WasiGrants>,
 }
 
 /// What linking a graph needs besides the graph: what each component is
@@ -222,6 +275,7 @@ pub fn prepare_graph(
         plan: graph.plan.clone(),
         component,
         pre,
+        wasi: graph.wasi.clone(),
     })
 }
 

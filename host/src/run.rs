@@ -8,6 +8,7 @@ use crate::capabilities::CapabilityContext;
 use crate::capabilities::config::SecretSource;
 use crate::capabilities::runtime::{BindingFact, RuntimeFacts};
 use crate::engine::{EngineUse, new_engine};
+use crate::host_state::StoreSettings;
 use crate::job::{ComposedGraph, LinkContext, compose_job, prepare_graph};
 use crate::link::Route;
 use crate::manifest::BindingType;
@@ -153,10 +154,13 @@ pub async fn run(
     let mut servers = Vec::new();
     for (label, listener) in http_listeners {
         let graph = prepare(&label)?;
-        let limits = app
-            .component(&label)
-            .map_or(app.manifest.limits, |c| c.spec.limits);
-        let component = Arc::new(HttpComponent::new(&label, graph.pre, limits, gate.clone())?);
+        let settings = settings_of(app, &label, &graph);
+        let component = Arc::new(HttpComponent::new(
+            &label,
+            graph.pre,
+            settings,
+            gate.clone(),
+        )?);
         servers.push(tokio::spawn(crate::serve::http::serve(listener, component)));
     }
     for (labels, listener) in rpc_listeners {
@@ -167,15 +171,13 @@ pub async fn run(
                 .component(label)
                 .map(|c| c.world.exports.clone())
                 .unwrap_or_default();
-            let limits = app
-                .component(label)
-                .map_or(app.manifest.limits, |c| c.spec.limits);
+            let settings = settings_of(app, label, &graph);
             components.push(RpcComponent::new(
                 label,
                 &graph.component,
                 graph.pre,
                 &exports,
-                limits,
+                settings,
                 gate.clone(),
             )?);
         }
@@ -195,12 +197,13 @@ pub async fn run(
             continue;
         };
         let graph = prepare(&label)?;
+        let settings = settings_of(app, &label, &graph);
         servers.push(tokio::spawn(crate::serve::worker::supervise(
             label.clone(),
             graph.component,
             graph.pre,
             run_export,
-            component.spec.limits,
+            settings,
         )));
     }
 
@@ -228,6 +231,17 @@ pub async fn run(
         server.abort();
     }
     Ok(())
+}
+
+/// The store settings of the graph of entry `label`: its limits and its
+/// graph's WASI grants.
+fn settings_of(app: &App, label: &str, graph: &crate::job::PreparedGraph) -> StoreSettings {
+    StoreSettings {
+        limits: app
+            .component(label)
+            .map_or(app.manifest.limits, |c| c.spec.limits),
+        wasi: graph.wasi.clone(),
+    }
 }
 
 /// Where component `label` listens, and its external URL: from the bindings

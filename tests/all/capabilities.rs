@@ -219,3 +219,71 @@ fn importing_outbound_http_without_a_grant_is_refused_at_start() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("imports `wasi:http/outgoing-handler@0.2.12`, which the manifest does not grant it: add `allowed_outbound_hosts = [\"https://host\"]` in [components.caps]"), "{err}");
 }
+
+#[test]
+fn files_are_visible_only_as_granted_and_read_only_unless_rw() {
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::write(shared.path().join("hello.txt"), "from the host").unwrap();
+    let dir = shared.path().to_str().unwrap();
+    // Read-only.
+    let app_dir = app(&format!(
+        "config = {{ x = \"1\" }}\nfiles = [{{ host = \"{dir}\", guest = \"/data\" }}]"
+    ));
+    let host = Host::start(app_dir.path(), &[("AMIMONO_JOB", "one")], &["caps"]);
+    let url = host.url("caps");
+    assert_eq!(
+        get(&format!("{url}/read/data/hello.txt")).body,
+        "from the host"
+    );
+    let write = get(&format!("{url}/write/data/new.txt?text=x"));
+    assert_eq!(write.status, 403, "{write:?}");
+    assert!(!shared.path().join("new.txt").exists());
+    drop(host);
+    // Read-write.
+    let app_dir = app(&format!(
+        "config = {{ x = \"1\" }}\nfiles = [{{ host = \"{dir}\", guest = \"/data\", mode = \"rw\" }}]"
+    ));
+    let host = Host::start(app_dir.path(), &[("AMIMONO_JOB", "one")], &["caps"]);
+    let url = host.url("caps");
+    assert_eq!(
+        get(&format!(
+            "{url}/write/data/new.txt?text=written%20by%20wasm"
+        ))
+        .body,
+        "written"
+    );
+    assert_eq!(
+        std::fs::read_to_string(shared.path().join("new.txt")).unwrap(),
+        "written by wasm"
+    );
+    drop(host);
+    // Not granted: nothing is visible.
+    let app_dir = app("config = { x = \"1\" }");
+    let host = Host::start(app_dir.path(), &[("AMIMONO_JOB", "one")], &["caps"]);
+    assert_eq!(
+        get(&format!("{}/read/data/hello.txt", host.url("caps"))).status,
+        403
+    );
+}
+
+#[test]
+fn sockets_reach_only_granted_addresses() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let allowed = listener.local_addr().unwrap();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = other.local_addr().unwrap();
+    let app_dir = app(&format!(
+        "config = {{ x = \"1\" }}\nsockets = [\"{allowed}\"]"
+    ));
+    let host = Host::start(app_dir.path(), &[("AMIMONO_JOB", "one")], &["caps"]);
+    let url = host.url("caps");
+    assert_eq!(get(&format!("{url}/connect/{allowed}")).body, "connected");
+    assert_eq!(get(&format!("{url}/connect/{other}")).status, 403);
+    drop(host);
+    let app_dir = app("config = { x = \"1\" }");
+    let host = Host::start(app_dir.path(), &[("AMIMONO_JOB", "one")], &["caps"]);
+    assert_eq!(
+        get(&format!("{}/connect/{allowed}", host.url("caps"))).status,
+        403
+    );
+}

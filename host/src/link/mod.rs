@@ -95,6 +95,22 @@ pub enum LinkError {
         /// The manifest key that would grant it.
         key: String,
     },
+    /// Members of one graph import shared WASI with different grants.
+    #[error(
+        "components `{first}` and `{second}` share one `{interface}` in the graph of `{root}`, but the manifest grants them different `{key}`: give them the same `{key}`, or place them in different jobs"
+    )]
+    UnsharedGrant {
+        /// The shared WASI package.
+        interface: &'static str,
+        /// The manifest key.
+        key: &'static str,
+        /// One member.
+        first: String,
+        /// Another member with other grants.
+        second: String,
+        /// The graph's entry.
+        root: String,
+    },
     /// Colocated components import each other in a cycle.
     #[error(
         "components import each other in a cycle: {}; the components of a job must form an acyclic graph",

@@ -80,6 +80,26 @@ pub struct KeyValueSection {
     pub path: Option<String>,
 }
 
+/// A directory a component may open (`files = [{ host, guest, mode }]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileGrant {
+    /// The directory on the host, resolved against the manifest's directory.
+    pub host: PathBuf,
+    /// Where the guest sees it.
+    pub guest: String,
+    /// Whether the guest may write (`mode = "rw"`); read-only otherwise.
+    pub writable: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFileGrant {
+    host: String,
+    guest: String,
+    #[serde(default)]
+    mode: Option<Spanned<String>>,
+}
+
 /// A manifest that parsed and passed every check.
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -137,6 +157,10 @@ pub struct ComponentSpec {
     pub keyvalue: Vec<String>,
     /// Hosts it may send HTTP requests to (`wasi:http/outgoing-handler`).
     pub allowed_outbound_hosts: Vec<String>,
+    /// Directories it may open (`wasi:filesystem`).
+    pub files: Vec<FileGrant>,
+    /// Addresses it may connect or bind sockets to (`wasi:sockets`).
+    pub sockets: Vec<std::net::SocketAddr>,
     /// Span of the component's table header key.
     pub label_span: Range<usize>,
 }
@@ -229,6 +253,10 @@ struct RawComponent {
     keyvalue: Vec<Spanned<String>>,
     #[serde(default)]
     allowed_outbound_hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    files: Vec<Spanned<RawFileGrant>>,
+    #[serde(default)]
+    sockets: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -480,6 +508,31 @@ impl Checker<'_> {
                     );
                 }
             }
+            for grant in &component.files {
+                if let Some(mode) = &grant.get_ref().mode
+                    && mode.get_ref() != "ro"
+                    && mode.get_ref() != "rw"
+                {
+                    self.problem(
+                        mode.span(),
+                        format!("`mode` is `ro` or `rw`, not `{}`", mode.get_ref()),
+                    );
+                }
+                if !grant.get_ref().guest.starts_with('/') {
+                    self.problem(
+                        grant.span(),
+                        format!(
+                            "`guest` must be an absolute path such as `/data`, not `{}`",
+                            grant.get_ref().guest
+                        ),
+                    );
+                }
+            }
+            for address in &component.sockets {
+                if address.get_ref().parse::<std::net::SocketAddr>().is_err() {
+                    self.problem(address.span(), format!("`sockets` entries are IP addresses with ports such as `127.0.0.1:6379`, not `{}`", address.get_ref()));
+                }
+            }
             for host in &component.allowed_outbound_hosts {
                 if let Err(message) =
                     crate::capabilities::outbound::AllowedHost::parse(host.get_ref())
@@ -561,6 +614,24 @@ impl Checker<'_> {
                         .allowed_outbound_hosts
                         .iter()
                         .map(|s| s.get_ref().clone())
+                        .collect(),
+                    files: component
+                        .files
+                        .iter()
+                        .map(|f| FileGrant {
+                            host: dir.join(&f.get_ref().host),
+                            guest: f.get_ref().guest.clone(),
+                            writable: f
+                                .get_ref()
+                                .mode
+                                .as_ref()
+                                .is_some_and(|m| m.get_ref() == "rw"),
+                        })
+                        .collect(),
+                    sockets: component
+                        .sockets
+                        .iter()
+                        .filter_map(|a| a.get_ref().parse().ok())
                         .collect(),
                     label_span: label.span(),
                 },

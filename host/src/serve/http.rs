@@ -4,8 +4,7 @@
 //! trap fails only its own request (answered 500 and logged with the
 //! component's label).
 
-use crate::host_state::{HostState, new_store};
-use crate::limits::Limits;
+use crate::host_state::{HostState, StoreSettings, new_store};
 use crate::warm::{Factory, Warm};
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
@@ -28,8 +27,8 @@ pub struct HttpComponent {
     pub label: String,
     /// Fresh instances of its graph, with the `wasi:http/proxy` export resolved.
     instances: Warm<Proxy>,
-    /// Limits of its graph and of its listener.
-    limits: Limits,
+    /// Limits and grants of its graph's instances, limits of its listener.
+    settings: StoreSettings,
     /// Permits for instances alive at once in the job.
     gate: Arc<Semaphore>,
 }
@@ -40,16 +39,18 @@ impl HttpComponent {
     pub fn new(
         label: &str,
         pre: wasmtime::component::InstancePre<HostState>,
-        limits: Limits,
+        settings: StoreSettings,
         gate: Arc<Semaphore>,
     ) -> Result<Self> {
         let pre = ProxyPre::new(pre).anyhow().with_context(|| {
             format!("component `{label}` does not export a usable `wasi:http/incoming-handler`")
         })?;
+        let for_instances = settings.clone();
         let factory: Factory<Proxy> = Arc::new(move || {
             let pre = pre.clone();
+            let settings = for_instances.clone();
             Box::pin(async move {
-                let mut store = new_store(pre.engine(), &limits);
+                let mut store = new_store(pre.engine(), &settings);
                 let proxy = pre.instantiate_async(&mut store).await.anyhow()?;
                 Ok((store, proxy))
             })
@@ -57,7 +58,7 @@ impl HttpComponent {
         Ok(HttpComponent {
             label: label.to_string(),
             instances: Warm::new(label, factory),
-            limits,
+            settings,
             gate,
         })
     }
@@ -76,7 +77,7 @@ pub async fn serve(listener: TcpListener, component: Arc<HttpComponent>) {
         };
         let _ = stream.set_nodelay(true);
         let component = component.clone();
-        let limits = component.limits;
+        let limits = component.settings.limits;
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let component = component.clone();
@@ -121,7 +122,7 @@ async fn try_handle(
     component: &HttpComponent,
     request: hyper::Request<hyper::body::Incoming>,
 ) -> Result<hyper::Response<HyperOutgoingBody>> {
-    let max_body = component.limits.max_body_bytes;
+    let max_body = component.settings.limits.max_body_bytes;
     let declared = request
         .headers()
         .get(hyper::header::CONTENT_LENGTH)

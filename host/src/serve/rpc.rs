@@ -5,7 +5,7 @@
 //! component's graph, like an HTTP request; the caller's revision must equal
 //! this host's (else 409), and the caller's deadline stops the call.
 
-use crate::host_state::{HostState, new_store};
+use crate::host_state::{HostState, StoreSettings, new_store};
 use crate::limits::Limits;
 use crate::remote::codec;
 use crate::remote::protocol::{
@@ -52,7 +52,7 @@ impl RpcComponent {
         component: &Component,
         pre: InstancePre<HostState>,
         exports: &[crate::app::ItemShape],
-        limits: Limits,
+        settings: StoreSettings,
         gate: Arc<Semaphore>,
     ) -> Result<Self> {
         let mut functions = HashMap::new();
@@ -81,8 +81,9 @@ impl RpcComponent {
         }
         let factory: Factory<Instance> = Arc::new(move || {
             let pre = pre.clone();
+            let settings = settings.clone();
             Box::pin(async move {
-                let mut store = new_store(pre.engine(), &limits);
+                let mut store = new_store(pre.engine(), &settings);
                 let instance = pre.instantiate_async(&mut store).await.anyhow()?;
                 Ok((store, instance))
             })

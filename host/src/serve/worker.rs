@@ -5,7 +5,7 @@
 //! after a run that lasted a minute). A run that succeeds is not restarted.
 //! CPU time is not limited for workers (they are meant to run long); memory is.
 
-use crate::host_state::{HostState, new_store};
+use crate::host_state::{HostState, StoreSettings, new_store};
 use crate::limits::Limits;
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
@@ -30,17 +30,20 @@ pub async fn supervise(
     component: Component,
     pre: InstancePre<HostState>,
     run_export: String,
-    limits: Limits,
+    settings: StoreSettings,
 ) {
-    let limits = Limits {
-        cpu_time: Duration::MAX,
-        ..limits
+    let settings = StoreSettings {
+        limits: Limits {
+            cpu_time: Duration::MAX,
+            ..settings.limits
+        },
+        ..settings
     };
     let mut backoff = FIRST_BACKOFF;
     for attempt in 1u64.. {
         let started = Instant::now();
         tracing::info!(component = %label, attempt, "worker starting");
-        match run_once(&component, &pre, &run_export, &limits).await {
+        match run_once(&component, &pre, &run_export, &settings).await {
             Ok(true) => {
                 tracing::info!(component = %label, attempt, ms = started.elapsed().as_millis() as u64, "worker finished");
                 return;
@@ -66,7 +69,7 @@ async fn run_once(
     component: &Component,
     pre: &InstancePre<HostState>,
     run_export: &str,
-    limits: &Limits,
+    settings: &StoreSettings,
 ) -> Result<bool> {
     let interface = component
         .get_export_index(None, run_export)
@@ -74,7 +77,7 @@ async fn run_once(
     let run = component
         .get_export_index(Some(&interface), "run")
         .with_context(|| format!("`{run_export}` has no `run`"))?;
-    let mut store = new_store(pre.engine(), limits);
+    let mut store = new_store(pre.engine(), settings);
     let instance = pre.instantiate_async(&mut store).await.anyhow()?;
     let run = instance
         .get_typed_func::<(), (Result<(), ()>,)>(&mut store, &run)
