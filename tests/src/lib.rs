@@ -294,6 +294,71 @@ pub fn post(
     (status, headers, body)
 }
 
+/// An HTTP response: status, headers and body text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpReply {
+    /// The status code.
+    pub status: u16,
+    /// The headers, names in lower case, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// The body as text.
+    pub body: String,
+}
+
+impl HttpReply {
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// Sends `method` (`GET` or `POST`) to `url` with `headers` (and `body` for
+/// a POST), without following redirects; the reply, whatever its status.
+pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpReply {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let result = match method {
+        "GET" => {
+            let mut request = agent.get(url);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            request.call()
+        }
+        "POST" => {
+            let mut request = agent.post(url);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            request.send(body)
+        }
+        other => panic!("unsupported method {other}"),
+    };
+    let mut response = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_ascii_lowercase(),
+                v.to_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    HttpReply {
+        status: response.status().as_u16(),
+        headers,
+        body: response.body_mut().read_to_string().unwrap(),
+    }
+}
+
 /// The hello manifest with absolute component paths and without build
 /// commands, so it works from any directory.
 pub fn hello_manifest() -> String {
@@ -323,25 +388,83 @@ pub fn hello_bindings(dir: &Path) -> (PathBuf, u16, u16) {
     (path, web, backend)
 }
 
-/// Where the hello app's components run: the placements every scenario is
-/// run under (Service Weaver's `weavertest` runners).
+/// Where an app's components run: the placements every scenario is run
+/// under (Service Weaver's `weavertest` runners).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
     /// Every job in one process, calls linked directly (`_local`).
     Local,
     /// Every job in one process, every call between components over HTTP.
     ForcedRemote,
-    /// One `amimono run` process per job, calls between jobs over HTTP.
+    /// One `amimono run` process per job of the manifest's `[jobs]`, calls
+    /// between jobs over HTTP.
     Split,
+    /// One `amimono run` process per job of the manifest's named layout
+    /// (`[layouts.<name>]`, selected with `AMIMONO_LAYOUT`).
+    Named(&'static str),
 }
 
-/// The hello app deployed in some [`Layout`].
+/// An app deployed in some [`Layout`].
 pub struct Deployment {
-    /// The hosts, web last.
+    /// The hosts, those serving HTTP components last.
     pub hosts: Vec<Host>,
     /// The layout.
     pub layout: Layout,
     _dir: tempfile::TempDir,
+}
+
+/// The jobs of `app` in `layout` (`None`: the manifest's `[jobs]`), read
+/// from `AMIMONO_JOB=_config`: for each job, its components' labels and
+/// binding types (`http`, `rpc`, `none`).
+pub fn app_jobs(app: &Path, layout: Option<&str>) -> BTreeMap<String, Vec<(String, String)>> {
+    let app_arg = app.to_string_lossy().into_owned();
+    let mut env = vec![("AMIMONO_JOB", "_config")];
+    if let Some(layout) = layout {
+        env.push(("AMIMONO_LAYOUT", layout));
+    }
+    let output = run_amimono(&["run", &app_arg], &env);
+    let (stdout, stderr) = texts(&output);
+    assert!(
+        output.status.success(),
+        "amimono run {app_arg} (_config, layout {layout:?}) failed:\n{stderr}"
+    );
+    let config: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("_config is not JSON ({e}):\n{stdout}"));
+    let mut jobs = BTreeMap::new();
+    for (job, spec) in config["jobs"].as_object().expect("jobs in _config") {
+        let components = spec["components"]
+            .as_object()
+            .expect("components in _config")
+            .iter()
+            .map(|(label, c)| {
+                let kind = c["binding"]["type"].as_str().unwrap_or("none").to_string();
+                (label.clone(), kind)
+            })
+            .collect();
+        jobs.insert(job.clone(), components);
+    }
+    jobs
+}
+
+/// Writes a bindings file for running every job of `jobs` (see
+/// [`app_jobs`]) on loopback, on free ports: each HTTP component on its own
+/// port, the rpc components of a job sharing one.
+pub fn write_bindings(path: &Path, jobs: &BTreeMap<String, Vec<(String, String)>>) {
+    let mut text = String::new();
+    for components in jobs.values() {
+        let rpc_port = free_port();
+        for (label, kind) in components {
+            let port = match kind.as_str() {
+                "http" => free_port(),
+                "rpc" => rpc_port,
+                _ => continue,
+            };
+            text.push_str(&format!(
+                "[components.{label}]\ntype = \"{kind}\"\ninternal = \"127.0.0.1:{port}\"\nexternal = \"http://127.0.0.1:{port}\"\n\n"
+            ));
+        }
+    }
+    std::fs::write(path, text).unwrap();
 }
 
 impl Deployment {
@@ -350,35 +473,84 @@ impl Deployment {
         Deployment::start(&hello_app(), layout)
     }
 
-    /// Starts the app at `app` (shaped like hello: jobs `web` and `backend`) in `layout`.
+    /// Starts the app at `app` in `layout` and waits until it serves.
     pub fn start(app: &Path, layout: Layout) -> Deployment {
+        Deployment::start_with(app, layout, &[])
+    }
+
+    /// Starts the app at `app` in `layout`, every host with the extra
+    /// environment `env`, and waits until every job runs and every HTTP
+    /// component has printed its URL. Split layouts start one process per
+    /// job, with a bindings file on free ports.
+    pub fn start_with(app: &Path, layout: Layout, env: &[(&str, &str)]) -> Deployment {
         let dir = tempfile::tempdir().unwrap();
+        let with = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+            extra
+                .iter()
+                .chain(env)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let local = |extra: &[(&str, &str)]| {
+            let env = with(extra);
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let http: Vec<String> = app_jobs(app, None)
+                .into_values()
+                .flatten()
+                .filter(|(_, kind)| kind == "http")
+                .map(|(label, _)| label)
+                .collect();
+            let http: Vec<&str> = http.iter().map(String::as_str).collect();
+            vec![Host::start(app, &env, &http)]
+        };
         let hosts = match layout {
-            Layout::Local => vec![Host::start(
-                app,
-                &[("AMIMONO_JOB", "_local")],
-                &["frontend"],
-            )],
-            Layout::ForcedRemote => vec![Host::start(
-                app,
-                &[("AMIMONO_JOB", "_local"), ("AMIMONO_FORCE_REMOTE", "1")],
-                &["frontend"],
-            )],
-            Layout::Split => {
-                let (bindings, _, _) = hello_bindings(dir.path());
+            Layout::Local => local(&[("AMIMONO_JOB", "_local")]),
+            Layout::ForcedRemote => {
+                local(&[("AMIMONO_JOB", "_local"), ("AMIMONO_FORCE_REMOTE", "1")])
+            }
+            Layout::Split | Layout::Named(_) => {
+                let name = match layout {
+                    Layout::Named(name) => Some(name),
+                    _ => None,
+                };
+                let jobs = app_jobs(app, name);
+                let bindings = dir.path().join("bindings.toml");
+                write_bindings(&bindings, &jobs);
                 let bindings = bindings.to_str().unwrap();
-                let backend = Host::start(
-                    app,
-                    &[("AMIMONO_JOB", "backend"), ("AMIMONO_BINDINGS", bindings)],
-                    &[],
-                );
-                backend.wait_running();
-                let web = Host::start(
-                    app,
-                    &[("AMIMONO_JOB", "web"), ("AMIMONO_BINDINGS", bindings)],
-                    &["frontend"],
-                );
-                vec![backend, web]
+                let start = |job: &str, http: &[&str]| {
+                    let mut extra = vec![("AMIMONO_JOB", job), ("AMIMONO_BINDINGS", bindings)];
+                    if let Some(name) = name {
+                        extra.push(("AMIMONO_LAYOUT", name));
+                    }
+                    let env = with(&extra);
+                    let env: Vec<(&str, &str)> =
+                        env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    Host::start(app, &env, http)
+                };
+                // Jobs without HTTP components first (they print no URL and
+                // start in parallel), then the others, waiting for their URLs.
+                let mut hosts = Vec::new();
+                let mut serving = Vec::new();
+                for (job, components) in &jobs {
+                    let http: Vec<&str> = components
+                        .iter()
+                        .filter(|(_, kind)| kind == "http")
+                        .map(|(label, _)| label.as_str())
+                        .collect();
+                    if http.is_empty() {
+                        hosts.push(start(job, &[]));
+                    } else {
+                        serving.push((job, http));
+                    }
+                }
+                for (job, http) in serving {
+                    hosts.push(start(job, &http));
+                }
+                for host in &hosts {
+                    host.wait_running();
+                }
+                hosts
             }
         };
         Deployment {
@@ -390,7 +562,15 @@ impl Deployment {
 
     /// The frontend's URL.
     pub fn url(&self) -> &str {
-        self.hosts.last().unwrap().url("frontend")
+        self.url_of("frontend")
+    }
+
+    /// The URL of HTTP component `label`.
+    pub fn url_of(&self, label: &str) -> &str {
+        self.hosts
+            .iter()
+            .find_map(|host| host.urls.get(label))
+            .unwrap_or_else(|| panic!("no host serves {label}"))
     }
 
     /// Everything every host logged.
