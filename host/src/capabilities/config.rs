@@ -111,10 +111,7 @@ pub fn add_to_linker(
     import_name: &str,
     grants: Arc<Grants>,
 ) -> Result<()> {
-    let mut instance = linker
-        .instance(import_name)
-        .anyhow()
-        .with_context(|| format!("defining `{import_name}`"))?;
+    let mut instance = super::member_instance(linker, import_name)?;
     let g = grants.clone();
     instance
         .func_wrap("get", move |_, (key,): (String,)| {

@@ -4,7 +4,7 @@
 use super::Grants;
 use crate::host_state::HostState;
 use crate::wasmtime_error::IntoAnyhow;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::sync::Arc;
 use wasmtime::component::Linker;
 
@@ -14,10 +14,7 @@ pub fn add_to_linker(
     import_name: &str,
     grants: Arc<Grants>,
 ) -> Result<()> {
-    let mut instance = linker
-        .instance(import_name)
-        .anyhow()
-        .with_context(|| format!("defining `{import_name}`"))?;
+    let mut instance = super::member_instance(linker, import_name)?;
     instance
         .func_wrap("get-environment", move |_, (): ()| {
             Ok((grants.env.clone(),))

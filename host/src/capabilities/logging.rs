@@ -5,7 +5,7 @@
 
 use crate::host_state::HostState;
 use crate::wasmtime_error::IntoAnyhow;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bytes::Bytes;
 use std::sync::Arc;
 use wasmtime::component::{ComponentType, Lift, Linker, Resource};
@@ -56,10 +56,7 @@ pub fn add_to_linker(
     label: &str,
     job: &str,
 ) -> Result<()> {
-    let mut instance = linker
-        .instance(import_name)
-        .anyhow()
-        .with_context(|| format!("defining `{import_name}`"))?;
+    let mut instance = super::member_instance(linker, import_name)?;
     let (label, job) = (label.to_string(), job.to_string());
     instance
         .func_wrap(
@@ -90,10 +87,7 @@ pub fn add_stdio_to_linker(
     job: &str,
     stream: Stream,
 ) -> Result<()> {
-    let mut instance = linker
-        .instance(import_name)
-        .anyhow()
-        .with_context(|| format!("defining `{import_name}`"))?;
+    let mut instance = super::member_instance(linker, import_name)?;
     let function = match stream {
         Stream::Stdout => "get-stdout",
         Stream::Stderr => "get-stderr",

@@ -95,6 +95,19 @@ pub fn member_import_name(label: &str, capability: Capability) -> String {
     format!("amimono-member:{label}/{}", capability.slug())
 }
 
+/// The linker instance under which one member imports a capability.
+pub fn member_instance<'a>(
+    linker: &'a mut Linker<HostState>,
+    import_name: &str,
+) -> Result<wasmtime::component::LinkerInstance<'a, HostState>> {
+    use crate::wasmtime_error::IntoAnyhow;
+    use anyhow::Context;
+    linker
+        .instance(import_name)
+        .anyhow()
+        .with_context(|| format!("defining `{import_name}`"))
+}
+
 /// What one component is granted, from the manifest and the run-time secrets.
 #[derive(Debug, Clone, Default)]
 pub struct Grants {

@@ -9,7 +9,7 @@
 
 use crate::host_state::HostState;
 use crate::wasmtime_error::IntoAnyhow;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::sync::Arc;
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi_http::p2::bindings::http::outgoing_handler::Host as OutgoingHandler;
@@ -94,10 +94,7 @@ pub fn add_to_linker(
     label: &str,
     allowed: Arc<Vec<AllowedHost>>,
 ) -> Result<()> {
-    let mut instance = linker
-        .instance(import_name)
-        .anyhow()
-        .with_context(|| format!("defining `{import_name}`"))?;
+    let mut instance = super::member_instance(linker, import_name)?;
     let label = label.to_string();
     instance
         .func_wrap(

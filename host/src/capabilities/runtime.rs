@@ -4,8 +4,7 @@
 //! caller's own label.
 
 use crate::manifest::BindingType;
-use crate::wasmtime_error::IntoAnyhow;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasmtime::component::{ComponentType, Linker, Lower};
@@ -63,16 +62,13 @@ pub struct RuntimeFacts {
 }
 
 /// Defines the runtime interface for member `label`, under `import_name`.
-pub fn add_to_linker<T: 'static>(
-    linker: &mut Linker<T>,
+pub fn add_to_linker(
+    linker: &mut Linker<crate::host_state::HostState>,
     import_name: &str,
     label: &str,
     facts: &Arc<RuntimeFacts>,
 ) -> Result<()> {
-    let mut instance = linker
-        .instance(import_name)
-        .anyhow()
-        .with_context(|| format!("defining `{import_name}`"))?;
+    let mut instance = super::member_instance(linker, import_name)?;
     let own = label.to_string();
     instance.func_wrap("label", move |_, (): ()| Ok((own.clone(),)))?;
     let f = facts.clone();

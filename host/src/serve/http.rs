@@ -5,18 +5,16 @@
 //! component's label).
 
 use crate::host_state::{HostState, StoreSettings, new_store};
+use crate::serve::listener::accept_loop;
 use crate::warm::{Factory, Warm};
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioTimer;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -66,37 +64,13 @@ impl HttpComponent {
 
 /// Accepts connections on `listener` forever, serving `component`.
 pub async fn serve(listener: TcpListener, component: Arc<HttpComponent>) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(component = %component.label, error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    let limits = component.settings.limits;
+    let what = component.label.clone();
+    accept_loop(listener, limits, what, move |request| {
         let component = component.clone();
-        let limits = component.settings.limits;
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let component = component.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&component, request).await) }
-            });
-            let mut builder = http1::Builder::new();
-            builder
-                .keep_alive(true)
-                .max_headers(limits.max_headers)
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout);
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
+        async move { handle(&component, request).await }
+    })
+    .await;
 }
 
 /// Runs one request through a fresh instance of the component's graph.

@@ -3,5 +3,6 @@
 //! ([`worker`]).
 
 pub mod http;
+pub mod listener;
 pub mod rpc;
 pub mod worker;

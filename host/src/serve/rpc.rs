@@ -12,13 +12,12 @@ use crate::remote::protocol::{
     CALL_PATH, CONTENT_TYPE, DEFAULT_DEADLINE, HEADER_CALLER, HEADER_DEADLINE_MS, HEADER_FUNCTION,
     HEADER_REVISION, MAX_BODY_BYTES, status,
 };
+use crate::serve::listener::accept_loop;
 use crate::warm::{Factory, Warm};
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,37 +125,13 @@ impl RpcServer {
 
 /// Accepts connections on `listener` forever.
 pub async fn serve(listener: TcpListener, server: Arc<RpcServer>) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed on the rpc listener");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    let limits = server.limits;
+    let what = format!("rpc: {}", server.labels().join(", "));
+    accept_loop(listener, limits, what, move |request| {
         let server = server.clone();
-        let limits = server.limits;
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let server = server.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&server, request).await) }
-            });
-            let mut builder = http1::Builder::new();
-            builder
-                .keep_alive(true)
-                .max_headers(limits.max_headers)
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout);
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "rpc connection ended with an error");
-            }
-        });
-    }
+        async move { handle(&server, request).await }
+    })
+    .await;
 }
 
 type Response = hyper::Response<Full<Bytes>>;

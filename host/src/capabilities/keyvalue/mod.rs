@@ -147,10 +147,7 @@ pub fn add_store(
     stores: Arc<BTreeSet<String>>,
     backend: Arc<dyn Backend>,
 ) -> Result<()> {
-    let mut instance = linker
-        .instance(import_name)
-        .anyhow()
-        .with_context(|| format!("defining `{import_name}`"))?;
+    let mut instance = crate::capabilities::member_instance(linker, import_name)?;
     instance
         .resource(
             "bucket",
@@ -240,10 +237,7 @@ pub fn add_atomics(
     import_name: &str,
     backend: Arc<dyn Backend>,
 ) -> Result<()> {
-    let mut instance = linker
-        .instance(import_name)
-        .anyhow()
-        .with_context(|| format!("defining `{import_name}`"))?;
+    let mut instance = crate::capabilities::member_instance(linker, import_name)?;
     instance
         .func_wrap_async(
             "increment",
@@ -264,10 +258,7 @@ pub fn add_batch(
     import_name: &str,
     backend: Arc<dyn Backend>,
 ) -> Result<()> {
-    let mut instance = linker
-        .instance(import_name)
-        .anyhow()
-        .with_context(|| format!("defining `{import_name}`"))?;
+    let mut instance = crate::capabilities::member_instance(linker, import_name)?;
     let b = backend.clone();
     instance
         .func_wrap_async(
@@ -306,10 +297,7 @@ pub fn add_cas(
     import_name: &str,
     backend: Arc<dyn Backend>,
 ) -> Result<()> {
-    let mut instance = linker
-        .instance(import_name)
-        .anyhow()
-        .with_context(|| format!("defining `{import_name}`"))?;
+    let mut instance = crate::capabilities::member_instance(linker, import_name)?;
     instance
         .func_wrap_async(
             "swap",
