@@ -141,3 +141,37 @@ fn a_client_sending_headers_one_byte_per_second_is_cut_off_within_10_s() {
     );
     assert_eq!(get(&format!("{}/", host.url("probe"))).status, 200);
 }
+
+#[test]
+fn requests_beyond_the_instance_limit_wait_for_a_free_instance() {
+    // Three requests that each hold an instance for 300 ms of wall time.
+    let spin_three = |url: &str| -> Vec<Duration> {
+        let started = Instant::now();
+        let requests: Vec<_> = (0..3)
+            .map(|_| {
+                let url = format!("{url}/spin?ms=300");
+                std::thread::spawn(move || {
+                    assert_eq!(get(&url).status, 200);
+                    started.elapsed()
+                })
+            })
+            .collect();
+        let mut done: Vec<Duration> = requests.into_iter().map(|r| r.join().unwrap()).collect();
+        done.sort();
+        done
+    };
+    // One instance at a time: the requests are served one after another.
+    let (_app, host) = probe("max_instances = 1");
+    let serial = spin_three(host.url("probe"));
+    assert!(
+        serial[2] >= Duration::from_millis(900),
+        "three 300 ms requests through one instance finished after {serial:?}"
+    );
+    // The default allows them side by side.
+    let (_app, host) = probe("");
+    let parallel = spin_three(host.url("probe"));
+    assert!(
+        parallel[2] < Duration::from_millis(850),
+        "three 300 ms requests with the default limit finished after {parallel:?}"
+    );
+}

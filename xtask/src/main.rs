@@ -8,7 +8,9 @@
 //!   then `bench --quick`. `.ci/run` runs exactly this.
 //! - `cargo xtask demo`: build, then run `examples/hello` with every job in one
 //!   process; prints its URL.
-//! - `cargo xtask bench [--quick]`: build, then run the benchmarks and print the table.
+//! - `cargo xtask bench [--quick] [--only PF1,PF5]`: build, then run the
+//!   benchmarks and print their tables (the full run first installs
+//!   wasmtime-cli 48.0.8 under `target/tools`, for PF4).
 //!
 //! Guests are built by this xtask, not by nested cargo inside `cargo test`
 //! (as wasmCloud does), so tests never rebuild the world.
@@ -87,6 +89,33 @@ fn ensure_componentize_py() -> Result<(), String> {
     ]))
 }
 
+/// Installs Debian's package `package` when `program` is not on the PATH
+/// (as root, or through sudo), so a fresh machine needs no manual step.
+fn ensure_debian_package(program: &str, package: &str) -> Result<(), String> {
+    if Cmd::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok()
+    {
+        return Ok(());
+    }
+    eprintln!("xtask: installing Debian's {package} (for `{program}`)");
+    let root_user = Cmd::new("id").arg("-u").output()?.trim() == "0";
+    let apt = |args: &[&str]| {
+        let cmd = if root_user {
+            Cmd::new("apt-get")
+        } else {
+            Cmd::new("sudo").arg("apt-get")
+        };
+        run(cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    if apt(&["install", "-y", "--no-install-recommends", package]).is_err() {
+        apt(&["update", "-q"])?;
+        apt(&["install", "-y", "--no-install-recommends", package])?;
+    }
+    Ok(())
+}
+
 fn build() -> Result<(), String> {
     ensure_rust_target(guests::TARGET)?;
     ensure_componentize_py()?;
@@ -140,6 +169,8 @@ fn test() -> Result<(), String> {
     let install = start_cargo_component_install()?;
     // cargo-component builds for wasm32-wasip1 (the cargo-component test).
     ensure_rust_target("wasm32-wasip1")?;
+    // The Redis key-value tests start a real redis-server on loopback.
+    ensure_debian_package("redis-server", "redis-server")?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     build()?;
     eprintln!("xtask: clippy (host target)");
@@ -170,10 +201,9 @@ fn test() -> Result<(), String> {
         }
     }
     eprintln!("xtask: running the tests");
-    let mut tests = cargo().args(["test", "--release", "--workspace"]);
-    for p in guests::packages(&root())? {
-        tests = tests.args(["--exclude", &p]);
-    }
+    // Guest crates too: their plain-Rust logic (money, Luhn, ...) has native
+    // unit tests; their wasm imports are never called natively.
+    let tests = cargo().args(["test", "--release", "--workspace"]);
     run(tests
         .env("AMIMONO_BIN", root().join("target/release/amimono"))
         .env("AMIMONO_CARGO_COMPONENT", cargo_component_path())
@@ -202,7 +232,38 @@ fn demo() -> Result<(), String> {
         .env("AMIMONO_JOB", "_local"))
 }
 
+/// The wasmtime-cli version PF4 compares `amimono run` with.
+const WASMTIME_CLI_VERSION: &str = "48.0.8";
+
+/// Installs wasmtime-cli under `target/tools` (for PF4; ~10 min to build).
+fn ensure_wasmtime_cli() -> Result<(), String> {
+    let tools = root().join("target/tools");
+    let installed = Cmd::new(tools.join("bin/wasmtime"))
+        .arg("--version")
+        .output()
+        .is_ok_and(|v| v.contains(WASMTIME_CLI_VERSION));
+    if installed {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: installing wasmtime-cli {WASMTIME_CLI_VERSION} under target/tools (PF4 compares against `wasmtime serve`)"
+    );
+    run(cargo()
+        .args([
+            "install",
+            "--locked",
+            "wasmtime-cli",
+            "--version",
+            WASMTIME_CLI_VERSION,
+            "--root",
+        ])
+        .arg(&tools))
+}
+
 fn bench(args: &[String]) -> Result<(), String> {
+    if !args.iter().any(|a| a == "--quick") {
+        ensure_wasmtime_cli()?;
+    }
     build()?;
     run(cargo()
         .args(["run", "--release", "--quiet", "-p", "amimono-bench", "--"])
