@@ -41,6 +41,9 @@ pub enum Command {
         /// The bindings file (TOML) with each component's addresses.
         #[arg(long, env = "AMIMONO_BINDINGS")]
         bindings: Option<PathBuf>,
+        /// The named layout (`[layouts.<name>]`) whose jobs to use [default: `[jobs]`].
+        #[arg(long, env = "AMIMONO_LAYOUT")]
+        layout: Option<String>,
     },
     /// Call an exported function of a component and print the result as WAVE.
     ///
@@ -81,6 +84,9 @@ pub enum Command {
         /// Pin the file to the app's revision: hosts of another revision refuse to start with it.
         #[arg(long)]
         pin_revision: bool,
+        /// The named layout (`[layouts.<name>]`) whose jobs to use [default: `[jobs]`].
+        #[arg(long, env = "AMIMONO_LAYOUT")]
+        layout: Option<String>,
     },
     /// Build if needed and run every job as its own process on localhost until Ctrl-C.
     Up {
@@ -92,6 +98,9 @@ pub enum Command {
         /// Where to write the bundle [default: target/amimono/<app>.amimono].
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The named layout (`[layouts.<name>]`) whose jobs to use [default: `[jobs]`].
+        #[arg(long, env = "AMIMONO_LAYOUT")]
+        layout: Option<String>,
     },
 }
 
@@ -102,12 +111,21 @@ enum Opened {
 }
 
 impl Opened {
-    fn open(path: &Path) -> Result<Opened> {
-        if is_bundle(path) {
-            Ok(Opened::Bundle(Box::new(Bundle::open(path)?)))
+    /// Opens `path` with the named `layout`'s jobs in force, if given.
+    fn open(path: &Path, layout: Option<&str>) -> Result<Opened> {
+        let mut opened = if is_bundle(path) {
+            Opened::Bundle(Box::new(Bundle::open(path)?))
         } else {
-            Ok(Opened::App(Box::new(App::load(path)?)))
+            Opened::App(Box::new(App::load(path)?))
+        };
+        if let Some(layout) = layout {
+            let app = match &mut opened {
+                Opened::App(app) => app.as_mut(),
+                Opened::Bundle(bundle) => &mut bundle.app,
+            };
+            *app = app.with_layout(layout)?;
         }
+        Ok(opened)
     }
 
     fn app(&self) -> &App {
@@ -162,8 +180,13 @@ fn load_bindings(path: Option<&Path>, app: &App) -> Result<Option<Bindings>> {
 /// Runs the parsed command line; returns the process exit status.
 pub async fn execute(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Run { app, job, bindings } => {
-            let opened = Opened::open(&app)?;
+        Command::Run {
+            app,
+            job,
+            bindings,
+            layout,
+        } => {
+            let opened = Opened::open(&app, layout.as_deref())?;
             let app = opened.app();
             let job = job.with_context(|| {
                 format!(
@@ -198,7 +221,7 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             args,
             bindings,
         } => {
-            let opened = Opened::open(&app)?;
+            let opened = Opened::open(&app, None)?;
             let app = opened.app();
             let bindings = load_bindings(bindings.as_deref(), app)?;
             let facts = Arc::new(crate::run::runtime_facts(
@@ -264,8 +287,9 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             app: path,
             base_port,
             pin_revision,
+            layout,
         } => {
-            let opened = Opened::open(&path)?;
+            let opened = Opened::open(&path, layout.as_deref())?;
             let text =
                 localhost_bindings(opened.app(), base_port, &ports_file(&path), pin_revision)?;
             std::io::stdout()
@@ -278,6 +302,7 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             app,
             base_port,
             out,
+            layout,
         } => {
             let manifest = Manifest::load(&app)?;
             let bundle = out.unwrap_or_else(|| default_bundle_path(&manifest.app));
@@ -285,6 +310,7 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 app,
                 bundle,
                 base_port,
+                layout,
             };
             up(&options, &mut progress).await
         }

@@ -1,7 +1,8 @@
 //! `AMIMONO_JOB=_config`: the app config as JSON, for deploy tooling.
-//! Shape: `{"app", "revision", "jobs": {"<job>": {"components": {"<label>":
+//! Shape: `{"app", "revision", "layout" (the selected named layout or null),
+//! "layouts" (the named layouts), "jobs": {"<job>": {"components": {"<label>":
 //! {"binding": {"type", "internal"?, "external"?}, "source", "imports",
-//! "exports"}}}}}`.
+//! "exports"}}}}}`; `jobs` are the selected layout's.
 
 use crate::app::App;
 use crate::bindings_file::Bindings;
@@ -37,6 +38,8 @@ pub fn app_config(app: &App, bindings: Option<&Bindings>) -> Value {
     json!({
         "app": app.name(),
         "revision": app.revision,
+        "layout": app.manifest.layout,
+        "layouts": app.manifest.layouts.keys().collect::<Vec<_>>(),
         "jobs": jobs,
     })
 }

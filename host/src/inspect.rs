@@ -6,7 +6,7 @@ use crate::artifact_cache::engine_fingerprint;
 use crate::bundle::Bundle;
 use crate::job::compose_job;
 use crate::link::{HostInterface, Route};
-use crate::placement::Placement;
+use crate::placement::every_placement;
 use anyhow::Result;
 use std::fmt::Write;
 use wasmtime::Engine;
@@ -56,16 +56,17 @@ pub fn describe(bundle: &Bundle, engine: &Engine) -> Result<String> {
         }
     }
     writeln!(out, "\njobs and links")?;
-    let mut jobs: Vec<Placement> = app
-        .manifest
-        .jobs
-        .keys()
-        .map(|job| Placement::for_job(app, job))
-        .collect::<Result<_, _>>()?;
-    jobs.push(Placement::local(app));
-    for placement in &jobs {
+    for (app, placement) in every_placement(app)?
+        .iter()
+        .flat_map(|(app, placements)| placements.iter().map(move |p| (app, p)))
+    {
         let members: Vec<&str> = placement.members.iter().map(String::as_str).collect();
-        writeln!(out, "  {}: {}", placement.job, members.join(", "))?;
+        writeln!(
+            out,
+            "  {}: {}",
+            placement.artifact_key(),
+            members.join(", ")
+        )?;
         let graphs = compose_job(app, placement, Some(bundle))?;
         let mut seen = std::collections::BTreeSet::new();
         for wire in graphs.values().flat_map(|g| g.plan.wires.iter()) {

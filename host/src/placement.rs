@@ -25,6 +25,28 @@ pub struct UnknownJob {
     pub known: Vec<String>,
 }
 
+/// Every placement a bundle holds, grouped by layout, each group with the
+/// app as that layout sees it: the jobs of the default layout and `_local`,
+/// then the jobs of each named layout.
+pub fn every_placement(app: &App) -> anyhow::Result<Vec<(App, Vec<Placement>)>> {
+    let jobs_of = |app: &App| -> Result<Vec<Placement>, UnknownJob> {
+        app.manifest
+            .jobs
+            .keys()
+            .map(|job| Placement::for_job(app, job))
+            .collect()
+    };
+    let mut default = jobs_of(app)?;
+    default.push(Placement::local(app));
+    let mut groups = vec![(app.clone(), default)];
+    for layout in app.manifest.layouts.keys() {
+        let laid_out = app.with_layout(layout)?;
+        let placements = jobs_of(&laid_out)?;
+        groups.push((laid_out, placements));
+    }
+    Ok(groups)
+}
+
 /// Environment variable that, set to `1`, makes every call between
 /// components of this process go over HTTP (a test switch, like Service
 /// Weaver's RPC runner: it checks that placement does not change results).
@@ -35,6 +57,8 @@ pub const FORCE_REMOTE_ENV: &str = "AMIMONO_FORCE_REMOTE";
 pub struct Placement {
     /// The job name (`_local` for all of them).
     pub job: String,
+    /// The named layout the job belongs to (`None`: the default, `[jobs]`).
+    pub layout: Option<String>,
     /// Labels of the components this process runs.
     pub members: BTreeSet<String>,
     /// Route even calls between this process's own components over HTTP.
@@ -50,6 +74,7 @@ impl Placement {
         match app.manifest.jobs.get(job) {
             Some(spec) => Ok(Placement {
                 job: job.to_string(),
+                layout: app.manifest.layout.clone(),
                 members: spec.components.iter().cloned().collect(),
                 force_remote: false,
             }),
@@ -65,6 +90,7 @@ impl Placement {
     pub fn local(app: &App) -> Placement {
         Placement {
             job: LOCAL_JOB.to_string(),
+            layout: None,
             members: app.components.keys().cloned().collect(),
             force_remote: false,
         }
@@ -78,13 +104,18 @@ impl Placement {
         }
     }
 
-    /// The key of this placement's graphs in a bundle: the job name, marked
-    /// when calls are forced over HTTP (such graphs are never bundled).
+    /// The key of this placement's graphs in a bundle: the job name,
+    /// prefixed by its named layout (`grouped:web`), marked when calls are
+    /// forced over HTTP (such graphs are never bundled).
     pub fn artifact_key(&self) -> String {
+        let job = match &self.layout {
+            Some(layout) => format!("{layout}:{}", self.job),
+            None => self.job.clone(),
+        };
         if self.force_remote {
-            format!("{}+force-remote", self.job)
+            format!("{job}+force-remote")
         } else {
-            self.job.clone()
+            job
         }
     }
 

@@ -216,3 +216,20 @@ fn bad_job_arguments_are_reported() {
         "{err}"
     );
 }
+
+#[test]
+fn an_idempotent_function_that_is_not_exported_is_named() {
+    let app = temp_app(
+        "[app]\nname = \"x\"\n\n[components.frontend]\nbinding = \"http\"\nsource = \"{wasm:hello_frontend}\"\nkeyvalue = [\"visits\"]\n\n[components.greeter]\nbinding = \"rpc\"\nsource = \"{wasm:hello_greeter}\"\nidempotent = [\"greet\", \"hello:app/greeter#greet-everyone\"]\n\n[components.phrasebook]\nbinding = \"rpc\"\nsource = \"{wasm:hello_phrasebook}\"\nidempotent = [\"hello:app/phrasebook#phrase\", \"prase\"]\n\n[jobs.one]\ncomponents = [\"frontend\", \"greeter\", \"phrasebook\"]\n",
+    );
+    let (code, err) = run_local(&app);
+    assert_clean_failure(code, &err);
+    assert!(
+        err.contains("component `greeter` marks `hello:app/greeter#greet-everyone` idempotent, but exports no such function (it exports: hello:app/greeter#greet"),
+        "{err}"
+    );
+    assert!(
+        err.contains("component `phrasebook` marks `prase` idempotent"),
+        "{err}"
+    );
+}

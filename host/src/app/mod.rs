@@ -10,7 +10,7 @@ mod world;
 pub use interface_name::InterfaceName;
 pub use world::{ItemShape, WorldShape};
 
-use crate::manifest::{BindingType, ComponentSpec, Manifest, ManifestError};
+use crate::manifest::{BindingType, ComponentSpec, Manifest, ManifestError, UnknownLayout};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,6 +40,15 @@ pub enum AppError {
         /// The component's label.
         label: String,
         /// Where the manifest names the file, and what is wrong with it.
+        diagnostic: Box<crate::manifest::Diagnostic>,
+    },
+    /// The manifest names a function (e.g. in `idempotent`) that the
+    /// component does not export.
+    #[error("{diagnostic}")]
+    UnknownFunction {
+        /// The component's label.
+        label: String,
+        /// Where the manifest declares the component, and the problem.
         diagnostic: Box<crate::manifest::Diagnostic>,
     },
     /// A component's binding does not match what it exports.
@@ -145,6 +154,19 @@ impl App {
     pub fn component(&self, label: &str) -> Option<&LoadedComponent> {
         self.components.get(label)
     }
+
+    /// The same app with the named layout's jobs (`[layouts.<name>]`) in
+    /// force. The revision does not change: every layout ships in one bundle.
+    pub fn with_layout(&self, layout: &str) -> Result<App, UnknownLayout> {
+        let mut app = self.clone();
+        app.manifest.select_layout(layout)?;
+        for component in app.components.values_mut() {
+            if let Some(spec) = app.manifest.components.get(component.label()) {
+                component.spec.job = spec.job.clone();
+            }
+        }
+        Ok(app)
+    }
 }
 
 fn read_wasm(spec: &ComponentSpec) -> std::io::Result<Vec<u8>> {
@@ -204,10 +226,52 @@ fn load_component(
         label: label.clone(),
     })?;
     check_binding(manifest, spec, &world)?;
+    check_idempotent(manifest, spec, &world)?;
     Ok(LoadedComponent {
         spec: spec.clone(),
         bytes: Arc::new(bytes),
         world,
+    })
+}
+
+/// Every function the manifest marks `idempotent` (`name` or
+/// `interface#name`) is one the component exports.
+fn check_idempotent(
+    manifest: &Manifest,
+    spec: &ComponentSpec,
+    world: &WorldShape,
+) -> Result<(), AppError> {
+    let exported = |entry: &str| match entry.rsplit_once('#') {
+        Some((interface, function)) => world.exports.iter().any(|e| {
+            (e.name == interface || e.name.split('@').next() == Some(interface))
+                && e.functions.iter().any(|f| f == function)
+        }),
+        None => world.exports.iter().any(|e| {
+            e.functions.iter().any(|f| f == entry) || (!e.is_interface && e.name == entry)
+        }),
+    };
+    let Some(unknown) = spec.idempotent.iter().find(|entry| !exported(entry)) else {
+        return Ok(());
+    };
+    let known: Vec<String> = world
+        .exports
+        .iter()
+        .filter(|e| e.is_interface)
+        .flat_map(|e| {
+            let interface = e.name.split('@').next().unwrap_or(&e.name).to_string();
+            e.functions.iter().map(move |f| format!("{interface}#{f}"))
+        })
+        .collect();
+    Err(AppError::UnknownFunction {
+        label: spec.label.clone(),
+        diagnostic: Box::new(manifest.diagnostic(
+            spec.label_span.clone(),
+            format!(
+                "component `{}` marks `{unknown}` idempotent, but exports no such function (it exports: {})",
+                spec.label,
+                if known.is_empty() { "no functions".to_string() } else { known.join(", ") }
+            ),
+        )),
     })
 }
 

@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::artifact_cache;
 use crate::job::compose_job;
 use crate::manifest::Manifest;
-use crate::placement::Placement;
+use crate::placement::every_placement;
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
@@ -75,13 +75,7 @@ pub fn write_bundle(
     out: &Path,
     progress: &mut dyn FnMut(String),
 ) -> Result<BuildOutcome> {
-    let mut placements: Vec<Placement> = app
-        .manifest
-        .jobs
-        .keys()
-        .map(|job| Placement::for_job(app, job))
-        .collect::<Result<_, _>>()?;
-    placements.push(Placement::local(app));
+    let groups = every_placement(app)?;
 
     let mut builder = tar::Builder::new(Vec::new());
     let mut add = |name: &str, bytes: &[u8]| -> Result<()> {
@@ -100,35 +94,43 @@ pub fn write_bundle(
     }
     let mut jobs = BTreeMap::new();
     let mut digests = BTreeMap::new();
-    for placement in &placements {
-        let started = Instant::now();
-        let graphs = compose_job(app, placement, None)?;
-        for (label, graph) in &graphs {
-            let what = format!("the graph of `{label}` in job `{}`", placement.job);
-            let component = artifact_cache::compile(engine, &graph.bytes, &what)?;
-            let precompiled = component
-                .serialize()
-                .anyhow()
-                .with_context(|| format!("serializing {what}"))?;
-            for (name, bytes) in [
-                (graph_entry(&placement.job, label), graph.bytes.as_slice()),
-                (
-                    precompiled_entry(&placement.job, label),
-                    precompiled.as_slice(),
-                ),
-            ] {
-                add(&name, bytes)?;
-                digests.insert(name, digest(bytes));
+    // The same graph often appears in several layouts: compile it once.
+    let mut compiled: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for (app, placements) in &groups {
+        for placement in placements {
+            let started = Instant::now();
+            let key = placement.artifact_key();
+            let graphs = compose_job(app, placement, None)?;
+            for (label, graph) in &graphs {
+                let what = format!("the graph of `{label}` in job `{key}`");
+                let precompiled = match compiled.entry(digest(&graph.bytes)) {
+                    std::collections::btree_map::Entry::Occupied(done) => done.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        let component = artifact_cache::compile(engine, &graph.bytes, &what)?;
+                        slot.insert(
+                            component
+                                .serialize()
+                                .anyhow()
+                                .with_context(|| format!("serializing {what}"))?,
+                        )
+                    }
+                };
+                for (name, bytes) in [
+                    (graph_entry(&key, label), graph.bytes.as_slice()),
+                    (precompiled_entry(&key, label), precompiled.as_slice()),
+                ] {
+                    add(&name, bytes)?;
+                    digests.insert(name, digest(bytes));
+                }
             }
+            progress(format!(
+                "job `{key}`: composed and compiled {} graph{} in {:.2} s",
+                graphs.len(),
+                if graphs.len() == 1 { "" } else { "s" },
+                started.elapsed().as_secs_f64()
+            ));
+            jobs.insert(key, graphs.keys().cloned().collect());
         }
-        progress(format!(
-            "job `{}`: composed and compiled {} graph{} in {:.2} s",
-            placement.job,
-            graphs.len(),
-            if graphs.len() == 1 { "" } else { "s" },
-            started.elapsed().as_secs_f64()
-        ));
-        jobs.insert(placement.job.clone(), graphs.keys().cloned().collect());
     }
     let index = Index {
         format: FORMAT,

@@ -35,6 +35,8 @@ pub struct UpOptions {
     pub bundle: PathBuf,
     /// First port for the bindings file.
     pub base_port: Option<u16>,
+    /// The named layout whose jobs to run (`None`: `[jobs]`).
+    pub layout: Option<String>,
 }
 
 enum Event {
@@ -69,6 +71,11 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
     }
     drop(engine);
 
+    // The bundle holds every layout; the jobs run are the chosen layout's.
+    let app = match &options.layout {
+        Some(layout) => app.with_layout(layout)?,
+        None => app,
+    };
     let ports = ports_file(&options.app);
     let bindings_text = localhost_bindings(&app, options.base_port, &ports, true)?;
     let bindings_path = ports.with_file_name("bindings.toml");
@@ -86,7 +93,14 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
     let (events, mut received) = mpsc::unbounded_channel();
     let mut children: BTreeMap<String, Child> = BTreeMap::new();
     for job in app.manifest.jobs.keys() {
-        let child = spawn_job(&exe, &options.bundle, &bindings_path, job, &events)?;
+        let child = spawn_job(
+            &exe,
+            &options.bundle,
+            &bindings_path,
+            job,
+            options.layout.as_deref(),
+            &events,
+        )?;
         children.insert(job.clone(), child);
     }
     drop(events);
@@ -173,9 +187,15 @@ fn spawn_job(
     bundle: &Path,
     bindings: &Path,
     job: &str,
+    layout: Option<&str>,
     events: &mpsc::UnboundedSender<Event>,
 ) -> Result<Child> {
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    match layout {
+        Some(layout) => command.env("AMIMONO_LAYOUT", layout),
+        None => command.env_remove("AMIMONO_LAYOUT"),
+    };
+    let mut child = command
         .arg("run")
         .arg(bundle)
         .env("AMIMONO_JOB", job)

@@ -119,8 +119,32 @@ pub struct Manifest {
     pub keyvalue: KeyValueSection,
     /// Components by label.
     pub components: BTreeMap<String, ComponentSpec>,
-    /// Jobs by name.
+    /// Jobs by name, in the selected layout (`[jobs]` unless
+    /// [`Manifest::select_layout`] chose a named one).
     pub jobs: BTreeMap<String, JobSpec>,
+    /// The selected named layout, or `None` for the default (`[jobs]`).
+    pub layout: Option<String>,
+    /// Every named layout (`[layouts.<name>.<job>]`): its jobs by name.
+    pub layouts: BTreeMap<String, BTreeMap<String, JobSpec>>,
+}
+
+/// The layout asked for (`AMIMONO_LAYOUT` or `--layout`) does not exist.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "unknown layout `{layout}`: app `{app}` {}",
+    if known.is_empty() {
+        "defines no `[layouts.<name>.<job>]`: its only layout is `[jobs]`".to_string()
+    } else {
+        format!("has the layouts {} (besides the default, `[jobs]`)", known.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", "))
+    }
+)]
+pub struct UnknownLayout {
+    /// The name asked for.
+    pub layout: String,
+    /// The app's name.
+    pub app: String,
+    /// The named layouts that exist.
+    pub known: Vec<String>,
 }
 
 /// One component of the app as the manifest describes it.
@@ -217,6 +241,8 @@ struct RawManifest {
     components: BTreeMap<Spanned<String>, Spanned<RawComponent>>,
     #[serde(default)]
     jobs: BTreeMap<Spanned<String>, Spanned<RawJob>>,
+    #[serde(default)]
+    layouts: BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, Spanned<RawJob>>>,
 }
 
 #[derive(Deserialize)]
@@ -323,7 +349,34 @@ impl Manifest {
     pub fn job_names(&self) -> Vec<&str> {
         self.jobs.keys().map(String::as_str).collect()
     }
+
+    /// Makes the named layout's jobs the manifest's jobs (and each
+    /// component's job). The default layout, `[jobs]`, is never renamed.
+    pub fn select_layout(&mut self, layout: &str) -> Result<(), UnknownLayout> {
+        let jobs = self
+            .layouts
+            .get(layout)
+            .cloned()
+            .ok_or_else(|| UnknownLayout {
+                layout: layout.to_string(),
+                app: self.app.clone(),
+                known: self.layouts.keys().cloned().collect(),
+            })?;
+        for (job, spec) in &jobs {
+            for label in &spec.components {
+                if let Some(component) = self.components.get_mut(label) {
+                    component.job = job.clone();
+                }
+            }
+        }
+        self.jobs = jobs;
+        self.layout = Some(layout.to_string());
+        Ok(())
+    }
 }
+
+/// Where each component was placed: label → (job, span of the listing).
+type Placed = BTreeMap<String, (String, Range<usize>)>;
 
 /// Collects every problem of a raw manifest while building the checked one.
 struct Checker<'a> {
@@ -420,53 +473,39 @@ impl Checker<'_> {
         let labels: Vec<String> = raw.components.keys().map(|k| k.get_ref().clone()).collect();
         let known = labels.join(", ");
 
-        // Placement: each component in exactly one job.
-        let mut placed: BTreeMap<String, (String, Range<usize>)> = BTreeMap::new();
-        let mut jobs = BTreeMap::new();
-        for (name, job) in &raw.jobs {
-            self.check_name("job name", name);
-            let job = job.get_ref();
-            if job.components.is_empty() {
+        // Placement: each component in exactly one job, in `[jobs]` and in
+        // every named layout.
+        let (jobs, placed) = self.place(&raw.jobs, &labels, "");
+        let mut layouts = BTreeMap::new();
+        for (name, layout_jobs) in &raw.layouts {
+            self.check_name("layout name", name);
+            if layout_jobs.is_empty() {
                 self.problem(
                     name.span(),
-                    format!("job `{}` has no components", name.get_ref()),
+                    format!(
+                        "layout `{}` has no jobs: add `[layouts.{}.<job>]` tables with `components = [...]`",
+                        name.get_ref(),
+                        name.get_ref()
+                    ),
                 );
             }
-            let mut members = Vec::new();
-            for member in &job.components {
-                let label = member.get_ref();
-                if !labels.contains(label) {
+            let (layout, layout_placed) = self.place(
+                layout_jobs,
+                &labels,
+                &format!("layout `{}`: ", name.get_ref()),
+            );
+            for label in &labels {
+                if !layout_placed.contains_key(label) && !layout_jobs.is_empty() {
                     self.problem(
-                        member.span(),
+                        name.span(),
                         format!(
-                            "job `{}` lists component `{label}`, which the manifest does not define (components: {known})",
+                            "layout `{}` does not place component `{label}`: list it in one of the layout's jobs",
                             name.get_ref()
                         ),
                     );
-                    continue;
                 }
-                if let Some((other, _)) = placed.get(label) {
-                    let message = if other == name.get_ref() {
-                        format!("component `{label}` is listed twice in job `{other}`")
-                    } else {
-                        format!(
-                            "component `{label}` placed multiple times: in job `{other}` and in job `{}`; a component runs in exactly one job",
-                            name.get_ref()
-                        )
-                    };
-                    self.problem(member.span(), message);
-                    continue;
-                }
-                placed.insert(label.clone(), (name.get_ref().clone(), member.span()));
-                members.push(label.clone());
             }
-            jobs.insert(
-                name.get_ref().clone(),
-                JobSpec {
-                    name: name.get_ref().clone(),
-                    components: members,
-                },
-            );
+            layouts.insert(name.get_ref().clone(), layout);
         }
 
         let mut components = BTreeMap::new();
@@ -648,7 +687,69 @@ impl Checker<'_> {
             keyvalue: keyvalue.unwrap_or_default(),
             components,
             jobs,
+            layout: None,
+            layouts,
         }
+    }
+
+    /// Checks one layout's jobs (`[jobs]` or `[layouts.<name>]`): names,
+    /// members that exist, each component placed at most once. Returns the
+    /// jobs and where each component was placed. `context` prefixes messages.
+    fn place(
+        &mut self,
+        raw_jobs: &BTreeMap<Spanned<String>, Spanned<RawJob>>,
+        labels: &[String],
+        context: &str,
+    ) -> (BTreeMap<String, JobSpec>, Placed) {
+        let known = labels.join(", ");
+        let mut placed = Placed::new();
+        let mut jobs = BTreeMap::new();
+        for (name, job) in raw_jobs {
+            self.check_name("job name", name);
+            let job = job.get_ref();
+            if job.components.is_empty() {
+                self.problem(
+                    name.span(),
+                    format!("{context}job `{}` has no components", name.get_ref()),
+                );
+            }
+            let mut members = Vec::new();
+            for member in &job.components {
+                let label = member.get_ref();
+                if !labels.contains(label) {
+                    self.problem(
+                        member.span(),
+                        format!(
+                            "{context}job `{}` lists component `{label}`, which the manifest does not define (components: {known})",
+                            name.get_ref()
+                        ),
+                    );
+                    continue;
+                }
+                if let Some((other, _)) = placed.get(label) {
+                    let message = if other == name.get_ref() {
+                        format!("{context}component `{label}` is listed twice in job `{other}`")
+                    } else {
+                        format!(
+                            "{context}component `{label}` placed multiple times: in job `{other}` and in job `{}`; a component runs in exactly one job",
+                            name.get_ref()
+                        )
+                    };
+                    self.problem(member.span(), message);
+                    continue;
+                }
+                placed.insert(label.clone(), (name.get_ref().clone(), member.span()));
+                members.push(label.clone());
+            }
+            jobs.insert(
+                name.get_ref().clone(),
+                JobSpec {
+                    name: name.get_ref().clone(),
+                    components: members,
+                },
+            );
+        }
+        (jobs, placed)
     }
 }
 

@@ -65,3 +65,20 @@ fn binding_defaults_to_none_and_links_are_kept() {
     assert_eq!(manifest.components["a"].binding, BindingType::None);
     assert_eq!(manifest.components["a"].links["p:q/r"], "b");
 }
+
+#[test]
+fn a_named_layout_replaces_the_jobs_when_selected() {
+    let text = "[app]\nname = \"x\"\n[components.a]\nsource = \"a.wasm\"\n[components.b]\nsource = \"b.wasm\"\n[jobs.ja]\ncomponents = [\"a\"]\n[jobs.jb]\ncomponents = [\"b\"]\n[layouts.together.both]\ncomponents = [\"a\", \"b\"]\n";
+    let mut manifest = Manifest::parse(Path::new("m.toml"), text.into()).unwrap();
+    assert_eq!(manifest.job_names(), ["ja", "jb"]);
+    assert_eq!(manifest.layout, None);
+    assert_eq!(manifest.components["b"].job, "jb");
+    manifest.select_layout("together").unwrap();
+    assert_eq!(manifest.job_names(), ["both"]);
+    assert_eq!(manifest.layout.as_deref(), Some("together"));
+    assert_eq!(manifest.components["a"].job, "both");
+    assert_eq!(manifest.components["b"].job, "both");
+    let unknown = manifest.select_layout("nope").unwrap_err().to_string();
+    assert!(unknown.contains("unknown layout `nope`"), "{unknown}");
+    assert!(unknown.contains("`together`"), "{unknown}");
+}
