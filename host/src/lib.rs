@@ -33,5 +33,6 @@ pub mod placement;
 pub mod remote;
 pub mod run;
 pub mod serve;
+pub mod uptime;
 pub mod warm;
 pub mod wasmtime_error;

@@ -4,6 +4,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    amimono::uptime::mark_start();
     let cli = amimono::cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -222,6 +222,7 @@ pub async fn run(
         revision = %app.revision,
         components = ?placement.members,
         force_remote = placement.force_remote,
+        ready_ms = crate::uptime::since_start().as_secs_f64() * 1e3,
         "job running"
     );
 
