@@ -1,18 +1,30 @@
-//! Amimono's benchmarks. `cargo xtask bench` runs them and prints a table;
-//! `--quick` runs short versions (for CI, so the suite cannot rot). Every
-//! ratio is measured side by side in one run, rounds interleaved, medians
-//! reported: this machine is noisy. Results also go to
-//! `target/bench/results.json`. `--only PF1,PF2,instantiation,http` runs a
-//! subset.
+//! Amimono's benchmarks. `cargo xtask bench` runs them and prints one
+//! table per measure; `--quick` runs short versions (CI runs it, so the suite
+//! cannot rot). Every ratio is measured side by side in one run, rounds
+//! interleaved, medians reported: this machine is noisy. Results also go to
+//! `target/bench/results.json`, shaped `{"PF1": {"ratio", "goal", "met",
+//! ...raw figures}, ...}`. `--only PF1,PF5` runs a subset.
+//!
+//! - PF1 ([`colocated`]): a call between two components of one job.
+//! - PF2 ([`remote_call`]): a call to a component in another job.
+//! - PF3 ([`cold_start`]): `amimono run` to the first response.
+//! - PF4 ([`ingress`]): HTTP serving against `wasmtime serve`.
+//! - PF5 ([`monolith_vs_split`]): the boutique in one process and split.
+//! - PF6 ([`instantiate`]): instantiation per request.
 //!
 //! `amimono-bench --raw-echo-server <port> [--instantiate <app dir>]` is an
 //! internal mode: the raw hyper server PF2 compares remote calls against
 //! (see [`raw_server`]).
 
 mod child;
+mod closed_loop;
+mod cold_start;
 mod colocated;
-mod http_load;
+mod host_process;
+mod ingress;
 mod instantiate;
+mod monolith_vs_split;
+mod open_loop;
 mod raw_server;
 mod remote_call;
 mod stats;
@@ -60,26 +72,35 @@ fn main() -> Result<()> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     let mut results = serde_json::Map::new();
+    let mut record = |name: &str, table: String, json: serde_json::Value| {
+        println!("{table}");
+        results.insert(name.to_string(), json);
+    };
     if selected("PF1") {
         let pf1 = colocated::run(&root, quick)?;
-        println!("{}", pf1.table());
-        results.insert("PF1".into(), pf1.json());
-    }
-    if selected("instantiation") {
-        let instantiation = instantiate::run(&root, quick)?;
-        println!("{}", instantiation.table());
-        results.insert("instantiation".into(), instantiation.json());
+        record("PF1", pf1.table(), pf1.json());
     }
     if selected("PF2") {
         let pf2 = remote_call::run(&root, quick)?;
-        println!("{}", pf2.table());
-        results.insert("PF2".into(), pf2.json());
+        record("PF2", pf2.table(), pf2.json());
     }
-    if selected("http") {
-        let http = http_load::run(&root, quick)?;
-        println!("{}", http.table());
-        results.insert("http".into(), http.json());
+    if selected("PF3") {
+        let pf3 = cold_start::run(&root, quick)?;
+        record("PF3", pf3.table(), pf3.json());
     }
+    if selected("PF4") {
+        let pf4 = ingress::run(&root, quick)?;
+        record("PF4", pf4.table(), pf4.json());
+    }
+    if selected("PF5") {
+        let pf5 = monolith_vs_split::run(&root, quick)?;
+        record("PF5", pf5.table(), pf5.json());
+    }
+    if selected("PF6") {
+        let pf6 = instantiate::run(&root, quick)?;
+        record("PF6", pf6.table(), pf6.json());
+    }
+    println!("{}", summary(&results));
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("results.json");
@@ -87,4 +108,33 @@ fn main() -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))?;
     println!("results written to {}", path.display());
     Ok(())
+}
+
+/// One line per measure: ratio, goal, met.
+fn summary(results: &serde_json::Map<String, serde_json::Value>) -> String {
+    let mut out =
+        String::from("Summary\n\n| measure | ratio | goal | met |\n|---|---:|---:|---|\n");
+    for (name, result) in results {
+        let number = |key: &str| {
+            result[key]
+                .as_f64()
+                .map_or_else(|| "–".to_string(), |v| format!("{v:.2}"))
+        };
+        let goal = result["goal"].as_f64().unwrap_or(f64::NAN);
+        // PF4 is a throughput (higher is better); PF3 and PF6 are times.
+        let direction = match name.as_str() {
+            "PF4" | "PF5" => "≥",
+            _ => "≤",
+        };
+        let met = match result["met"].as_bool() {
+            Some(true) => "yes",
+            Some(false) => "MISSED",
+            None => "not measured",
+        };
+        out.push_str(&format!(
+            "| {name} | {} | {direction} {goal} | {met} |\n",
+            number("ratio")
+        ));
+    }
+    out
 }

@@ -1,0 +1,189 @@
+//! `amimono run` as a child process of a benchmark: started with the given
+//! arguments and environment, awaited until it logs "job running" (with the
+//! URL of each HTTP component it printed and the `ready_ms` it reported),
+//! its logs drained in the background so it never blocks on a full pipe, and
+//! killed when dropped.
+
+use crate::child::ChildGuard;
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a host may take to start (compiling a large graph included).
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A running `amimono run`.
+pub struct HostProcess {
+    /// `<label>` → URL, for every HTTP component it serves.
+    pub urls: BTreeMap<String, String>,
+    /// Time from process start to "job running", as the host measured it.
+    pub ready_ms: f64,
+    /// When the bench spawned it.
+    pub spawned: Instant,
+    guard: ChildGuard,
+}
+
+impl HostProcess {
+    /// Starts `amimono run <app>` with `env` (`RUST_LOG` defaults to `info`,
+    /// needed for the "job running" line) and waits until it runs.
+    /// `name` names it in errors and forwarded warnings.
+    pub fn start(
+        root: &Path,
+        name: &str,
+        app: &OsStr,
+        env: &[(&str, &OsStr)],
+    ) -> Result<HostProcess> {
+        let mut command = Command::new(root.join("target/release/amimono"));
+        command
+            .current_dir(root)
+            .arg("run")
+            .arg(app)
+            .env("RUST_LOG", "info")
+            .env_remove("AMIMONO_LAYOUT")
+            .env_remove("AMIMONO_BINDINGS")
+            .env_remove("AMIMONO_FORCE_REMOTE");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let spawned = Instant::now();
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting target/release/amimono (run `cargo xtask build`)")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let guard = ChildGuard(child);
+
+        let (urls_tx, urls_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some((label, url)) = line.split_once(": ")
+                    && url.starts_with("http://")
+                {
+                    let _ = urls_tx.send((label.to_string(), url.to_string()));
+                }
+            }
+        });
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let who = name.to_string();
+        std::thread::spawn(move || {
+            let mut log = Vec::new();
+            let mut running = false;
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if running {
+                    if line.contains("WARN") || line.contains("ERROR") {
+                        eprintln!("{who}: {line}");
+                    }
+                } else if line.contains("job running") {
+                    running = true;
+                    let _ = ready_tx.send(Ok(ready_ms_of(&line)));
+                } else {
+                    log.push(line);
+                }
+            }
+            if !running {
+                let _ = ready_tx.send(Err(log.join("\n")));
+            }
+        });
+        let ready_ms = match ready_rx.recv_timeout(START_TIMEOUT) {
+            Ok(Ok(Some(ms))) => ms,
+            Ok(Ok(None)) => bail!("{name}: the \"job running\" line has no `ready_ms`"),
+            Ok(Err(log)) => bail!("{name} (`amimono run`) exited before running:\n{log}"),
+            Err(_) => bail!(
+                "{name} did not log `job running` within {} s",
+                START_TIMEOUT.as_secs()
+            ),
+        };
+        // The URLs are printed before "job running".
+        let urls = urls_rx.try_iter().collect();
+        Ok(HostProcess {
+            urls,
+            ready_ms,
+            spawned,
+            guard,
+        })
+    }
+
+    /// The URL of HTTP component `label`.
+    pub fn url(&self, label: &str) -> Result<&str> {
+        self.urls
+            .get(label)
+            .map(String::as_str)
+            .with_context(|| format!("the host printed no URL for `{label}`"))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.guard.0.id()
+    }
+}
+
+/// The `ready_ms=<float>` field of a "job running" log line.
+fn ready_ms_of(line: &str) -> Option<f64> {
+    let (_, rest) = line.split_once("ready_ms=")?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// A free loopback port (free when asked; the caller binds it right after).
+pub fn free_port() -> Result<u16> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let after = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest)
+        .with_context(|| format!("parsing /proc/{pid}/stat"))?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .with_context(|| format!("parsing /proc/{pid}/stat"))
+    };
+    // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 here.
+    let per_second = clock_ticks_per_second();
+    Ok((ticks(11)? + ticks(12)?) / per_second)
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as f64 } else { 100.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_ms_is_read_from_the_log_line() {
+        let line = "2026-11-29T23:00:00Z  INFO amimono::run: job running app=boutique job=_local force_remote=false ready_ms=3.25";
+        assert_eq!(ready_ms_of(line), Some(3.25));
+        assert_eq!(ready_ms_of("job running app=x"), None);
+    }
+
+    #[test]
+    fn this_process_has_used_some_cpu() {
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = std::hint::black_box(x.wrapping_add(i));
+        }
+        assert!(cpu_seconds(std::process::id()).unwrap() > 0.0);
+    }
+}
