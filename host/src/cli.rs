@@ -186,6 +186,14 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             bindings,
             layout,
         } => {
+            // The engine (its instance pool above all) is built while the
+            // app or bundle is read: start-up is on the critical path.
+            let engine = match job.as_deref() {
+                Some(job) if job != CONFIG_JOB => {
+                    Some(std::thread::spawn(|| new_engine(EngineUse::Serving)))
+                }
+                _ => None,
+            };
             let opened = Opened::open(&app, layout.as_deref())?;
             let app = opened.app();
             let job = job.with_context(|| {
@@ -204,7 +212,14 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             }
             let force_remote = std::env::var(FORCE_REMOTE_ENV).is_ok_and(|v| v == "1");
             let placement = Placement::for_job(app, &job)?.with_force_remote(force_remote);
+            let engine = match engine {
+                Some(building) => building
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("creating the wasmtime engine panicked"))??,
+                None => new_engine(EngineUse::Serving)?,
+            };
             crate::run::run(
+                engine,
                 app,
                 placement,
                 bindings,

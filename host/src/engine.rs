@@ -5,7 +5,13 @@
 
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy,
+};
+
+/// Environment variable that, set to `perfmap`, makes the engine write
+/// `/tmp/perf-<pid>.map` so `perf report` names the guests' functions.
+pub const PROFILE_ENV: &str = "AMIMONO_PROFILE";
 
 /// What the engine is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +39,9 @@ pub fn new_engine(use_: EngineUse) -> Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
+    if std::env::var(PROFILE_ENV).is_ok_and(|v| v == "perfmap") {
+        config.profiler(ProfilingStrategy::PerfMap);
+    }
     if use_ == EngineUse::Serving {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(MAX_CONCURRENT_INSTANCES)

@@ -1,6 +1,6 @@
 //! `amimono inspect <bundle>`: what a bundle holds — revision, jobs, each
 //! component's binding, imports and exports, and where every import of every
-//! job goes (colocated, remote, host).
+//! job goes (colocated, remote, host). It checks every graph's digest.
 
 use crate::artifact_cache::engine_fingerprint;
 use crate::bundle::Bundle;
@@ -14,6 +14,8 @@ use wasmtime::Engine;
 /// The description of `bundle`, as text; `engine` tells whether its
 /// precompiled graphs fit this host.
 pub fn describe(bundle: &Bundle, engine: &Engine) -> Result<String> {
+    // Every graph is read and checked here, not only the ones a job uses.
+    bundle.verify()?;
     let app = &bundle.app;
     let index = &bundle.index;
     let mut out = String::new();

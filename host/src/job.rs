@@ -5,7 +5,7 @@
 
 use crate::app::App;
 use crate::artifact_cache;
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, GraphArtifact};
 use crate::capabilities::{self, CapabilityContext, member_import_name};
 use crate::host_state::{HostState, WasiGrants};
 use crate::link::{GraphPlan, HostInterface, LinkError, Route, SplitRefusal, compose, plan_graph};
@@ -44,12 +44,28 @@ impl fmt::Display for LinkErrors {
 pub struct ComposedGraph {
     /// The plan it was built from.
     pub plan: GraphPlan,
-    /// The composition, one component.
-    pub bytes: Arc<Vec<u8>>,
-    /// The composition compiled by `amimono build`, when it comes from a bundle.
-    pub precompiled: Option<Arc<Vec<u8>>>,
+    /// Where the composition comes from.
+    source: GraphSource,
     /// The filesystem and socket grants of the graph's WASI.
     pub wasi: Arc<WasiGrants>,
+}
+
+/// A composition: made here, or composed and compiled by `amimono build`
+/// (read from the bundle only when prepared).
+#[derive(Debug, Clone)]
+enum GraphSource {
+    Composed(Arc<Vec<u8>>),
+    Bundled(GraphArtifact),
+}
+
+impl ComposedGraph {
+    /// The composition, one component.
+    pub fn bytes(&self) -> Result<Arc<Vec<u8>>> {
+        match &self.source {
+            GraphSource::Composed(bytes) => Ok(bytes.clone()),
+            GraphSource::Bundled(artifact) => artifact.composed(),
+        }
+    }
 }
 
 /// Plans and composes the graph of `root`.
@@ -65,8 +81,7 @@ pub fn compose_graph(
     let bytes = compose(app, &plan).map_err(|e| LinkErrors(vec![e]))?;
     Ok(ComposedGraph {
         plan,
-        bytes: Arc::new(bytes),
-        precompiled: None,
+        source: GraphSource::Composed(Arc::new(bytes)),
         wasi: Arc::new(wasi),
     })
 }
@@ -89,8 +104,7 @@ pub fn plan_or_compose(
     let wasi = shared_wasi_grants(app, &plan).map_err(|e| LinkErrors(vec![e]))?;
     Ok(ComposedGraph {
         plan,
-        bytes: artifact.composed.clone(),
-        precompiled: Some(artifact.precompiled.clone()),
+        source: GraphSource::Bundled(artifact),
         wasi: Arc::new(wasi),
     })
 }
@@ -194,7 +208,7 @@ fn check_splittable(app: &App, plan: &GraphPlan) -> Result<(), Vec<LinkError>> {
                 job: importer.spec.job.clone(),
                 import: wire.import.clone(),
                 function: function.clone(),
-                reason,
+                reason: reason.clone(),
                 exporter: exporter.clone(),
                 exporter_job: job.clone(),
             })));
@@ -257,13 +271,15 @@ pub fn prepare_graph(
 ) -> Result<PreparedGraph> {
     let root = &graph.plan.root;
     let what = format!("the graph of `{root}`");
-    let precompiled = graph
-        .precompiled
-        .as_ref()
-        .and_then(|bytes| artifact_cache::load_precompiled(engine, bytes, &what));
+    let precompiled = match &graph.source {
+        GraphSource::Bundled(artifact) => {
+            artifact_cache::load_precompiled(engine, &artifact.precompiled()?, &what)
+        }
+        GraphSource::Composed(_) => None,
+    };
     let component = match precompiled {
         Some(component) => component,
-        None => artifact_cache::compile(engine, &graph.bytes, &what)?,
+        None => artifact_cache::compile(engine, &graph.bytes()?, &what)?,
     };
     let linker = linker_for(engine, app, &component, &graph.plan, context)?;
     let pre = linker

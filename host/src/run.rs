@@ -7,7 +7,6 @@ use crate::bundle::Bundle;
 use crate::capabilities::CapabilityContext;
 use crate::capabilities::config::SecretSource;
 use crate::capabilities::runtime::{BindingFact, RuntimeFacts};
-use crate::engine::{EngineUse, new_engine};
 use crate::host_state::StoreSettings;
 use crate::job::{ComposedGraph, LinkContext, compose_job, prepare_graph};
 use crate::link::Route;
@@ -56,8 +55,9 @@ pub fn runtime_facts(
     }
 }
 
-/// Runs `placement` of `app` until SIGINT or SIGTERM.
+/// Runs `placement` of `app` on `engine` (built for serving) until SIGINT or SIGTERM.
 pub async fn run(
+    engine: wasmtime::Engine,
     app: &App,
     placement: Placement,
     bindings: Option<Bindings>,
@@ -67,7 +67,10 @@ pub async fn run(
     if let Some(bindings) = &bindings {
         bindings.check_revision(&app.revision)?;
     }
+    let since_start = || crate::uptime::since_start().as_secs_f64() * 1e3;
+    tracing::debug!(ms = since_start(), "app loaded");
     let mut graphs = compose_job(app, &placement, bundle)?;
+    tracing::debug!(ms = since_start(), "graphs planned");
     let members_with = |binding: BindingType| -> Vec<String> {
         placement
             .members
@@ -135,7 +138,7 @@ pub async fn run(
         capabilities: Arc::new(capabilities),
         targets,
     };
-    let engine = new_engine(EngineUse::Serving)?;
+    tracing::debug!(ms = since_start(), "capabilities ready");
     let mut prepare = |label: &str| -> Result<crate::job::PreparedGraph> {
         let started = std::time::Instant::now();
         let composed = graphs
@@ -222,7 +225,7 @@ pub async fn run(
         revision = %app.revision,
         components = ?placement.members,
         force_remote = placement.force_remote,
-        ready_ms = crate::uptime::since_start().as_secs_f64() * 1e3,
+        ready_ms = since_start(),
         "job running"
     );
 

@@ -101,33 +101,42 @@ impl App {
     /// unusable component, not only the first.
     pub fn load(path: &Path) -> Result<App, AppLoadErrors> {
         let manifest = Manifest::load(path).map_err(|e| AppLoadErrors(vec![AppError::from(e)]))?;
-        App::assemble(manifest, read_wasm)
+        App::assemble(manifest, read_wasm, &BTreeMap::new())
     }
 
     /// An app from a checked manifest and each component's bytes (as stored
-    /// in a bundle), instead of the files the manifest names.
+    /// in a bundle), instead of the files the manifest names. `worlds` are
+    /// the components' shapes when already known (a bundle's index keeps
+    /// them), which spares reading every component's types again.
     pub fn from_parts(
         manifest: Manifest,
         mut bytes: BTreeMap<String, Vec<u8>>,
+        worlds: &BTreeMap<String, WorldShape>,
     ) -> Result<App, AppLoadErrors> {
-        App::assemble(manifest, |spec| {
-            bytes.remove(&spec.label).ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("the bundle holds no component `{}`", spec.label),
-                )
-            })
-        })
+        App::assemble(
+            manifest,
+            |spec| {
+                bytes.remove(&spec.label).ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("the bundle holds no component `{}`", spec.label),
+                    )
+                })
+            },
+            worlds,
+        )
     }
 
     fn assemble(
         manifest: Manifest,
         mut read: impl FnMut(&ComponentSpec) -> std::io::Result<Vec<u8>>,
+        worlds: &BTreeMap<String, WorldShape>,
     ) -> Result<App, AppLoadErrors> {
         let mut components = BTreeMap::new();
         let mut errors = Vec::new();
         for spec in manifest.components.values() {
-            match load_component(&manifest, spec, read(spec)) {
+            let known = worlds.get(&spec.label).cloned();
+            match load_component(&manifest, spec, read(spec), known) {
                 Ok(component) => {
                     components.insert(spec.label.clone(), component);
                 }
@@ -177,6 +186,7 @@ fn load_component(
     manifest: &Manifest,
     spec: &ComponentSpec,
     read: std::io::Result<Vec<u8>>,
+    known_world: Option<WorldShape>,
 ) -> Result<LoadedComponent, AppError> {
     let label = spec.label.clone();
     let bytes = match read {
@@ -215,7 +225,27 @@ fn load_component(
             });
         }
     };
-    let world = WorldShape::of_component(&bytes).map_err(|e| AppError::BadWasm {
+    let world = match known_world {
+        Some(world) => world,
+        None => read_world(manifest, spec, &bytes)?,
+    };
+    check_binding(manifest, spec, &world)?;
+    check_idempotent(manifest, spec, &world)?;
+    Ok(LoadedComponent {
+        spec: spec.clone(),
+        bytes: Arc::new(bytes),
+        world,
+    })
+}
+
+/// The world of the component in `bytes` (its types read and validated).
+fn read_world(
+    manifest: &Manifest,
+    spec: &ComponentSpec,
+    bytes: &[u8],
+) -> Result<WorldShape, AppError> {
+    let label = &spec.label;
+    WorldShape::of_component(bytes).map_err(|e| AppError::BadWasm {
         diagnostic: Box::new(manifest.diagnostic(
             spec.source_span.clone(),
             format!(
@@ -224,13 +254,6 @@ fn load_component(
             ),
         )),
         label: label.clone(),
-    })?;
-    check_binding(manifest, spec, &world)?;
-    check_idempotent(manifest, spec, &world)?;
-    Ok(LoadedComponent {
-        spec: spec.clone(),
-        bytes: Arc::new(bytes),
-        world,
     })
 }
 

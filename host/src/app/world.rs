@@ -6,7 +6,7 @@ use anyhow::Result;
 use wac_types::{DefinedType, ItemKind, Package, PrimitiveType, Types, ValueType};
 
 /// One import or export.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ItemShape {
     /// The full name (e.g. `hello:app/greeter@0.1.0`).
     pub name: String,
@@ -18,7 +18,7 @@ pub struct ItemShape {
     pub defines_resources: bool,
     /// Functions that cannot be called across processes, with the reason
     /// (they take or return a resource, a stream or a future).
-    pub local_only: Vec<(String, &'static str)>,
+    pub local_only: Vec<(String, String)>,
 }
 
 impl ItemShape {
@@ -30,7 +30,7 @@ impl ItemShape {
 }
 
 /// A component's imports and exports.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WorldShape {
     /// What the component imports, in its own order.
     pub imports: Vec<ItemShape>,
@@ -100,7 +100,7 @@ fn shape<'a>(
                     .iter()
                     .filter_map(|(n, k)| match k {
                         ItemKind::Func(f) => {
-                            local_only_reason(types, &types[*f]).map(|r| (n.clone(), r))
+                            local_only_reason(types, &types[*f]).map(|r| (n.clone(), r.to_string()))
                         }
                         _ => None,
                     })
@@ -113,7 +113,7 @@ fn shape<'a>(
                 defines_resources: false,
                 local_only: match kind {
                     ItemKind::Func(f) => local_only_reason(types, &types[*f])
-                        .map(|r| vec![(name.clone(), r)])
+                        .map(|r| vec![(name.clone(), r.to_string())])
                         .unwrap_or_default(),
                     _ => Vec::new(),
                 },

@@ -6,12 +6,17 @@
 //!
 //! Layout (a tar archive):
 //! ```text
-//! amimono-bundle.json            index: format, app, revision, engine fingerprint, jobs → entries, digests
-//! amimono.toml                   the manifest, as written
-//! components/<label>.wasm        each component, as built
-//! graphs/<job>/<label>.wasm      the composed graph of each entry component of each job (and `_local`)
-//! precompiled/<job>/<label>.cwasm  the same, compiled (`Component::serialize`)
+//! amimono-bundle.json          index: format, app, revision, engine fingerprint, job → entry → blobs
+//! amimono.toml                 the manifest, as written
+//! components/<label>.wasm      each component, as built
+//! graphs/<blake3>.wasm         each composed graph (of every entry of every job, `_local` and layout)
+//! precompiled/<blake3>.cwasm   each graph compiled (`Component::serialize`)
 //! ```
+//! Graphs are stored once per content (the same graph often appears in
+//! several layouts) and named by their BLAKE3 digest. Opening a bundle reads
+//! the index, the manifest and the components; a graph is read and checked
+//! against its digest only when a job uses it, so a job starts without
+//! reading or hashing the graphs of other jobs.
 
 mod read;
 mod write;
@@ -25,7 +30,7 @@ use std::collections::BTreeMap;
 /// File extension of bundles.
 pub const EXTENSION: &str = "amimono";
 /// Version of the bundle layout.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 /// Name of the index entry.
 const INDEX: &str = "amimono-bundle.json";
 /// Name of the manifest entry.
@@ -44,26 +49,37 @@ pub struct Index {
     pub amimono_version: String,
     /// Fingerprint of the engine the graphs were precompiled for.
     pub engine: String,
-    /// Per job (and `_local`): the entry components whose graphs are bundled.
-    pub jobs: BTreeMap<String, Vec<String>>,
-    /// SHA-256 of every graph and precompiled entry, checked on open: a
-    /// damaged precompiled artifact must never reach `Component::deserialize`.
-    pub digests: BTreeMap<String, String>,
+    /// Per job (`_local`, and `<layout>:<job>` for named layouts): each
+    /// entry component's bundled graph.
+    pub jobs: BTreeMap<String, BTreeMap<String, GraphBlobs>>,
+    /// Each component's imports and exports, read at build time so that
+    /// opening the bundle does not parse every component again.
+    pub worlds: BTreeMap<String, crate::app::WorldShape>,
 }
 
+/// The blobs of one bundled graph, by digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphBlobs {
+    /// BLAKE3 of the composed graph (`graphs/<digest>.wasm`).
+    pub composed: String,
+    /// BLAKE3 of the compiled graph (`precompiled/<digest>.cwasm`).
+    pub precompiled: String,
+}
+
+/// The digest that names a blob and checks it: BLAKE3, hex. A damaged
+/// precompiled artifact must never reach `Component::deserialize`.
 fn digest(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
+    blake3::hash(bytes).to_hex().to_string()
 }
 
 fn component_entry(label: &str) -> String {
     format!("components/{label}.wasm")
 }
 
-fn graph_entry(job: &str, label: &str) -> String {
-    format!("graphs/{job}/{label}.wasm")
+fn graph_entry(digest: &str) -> String {
+    format!("graphs/{digest}.wasm")
 }
 
-fn precompiled_entry(job: &str, label: &str) -> String {
-    format!("precompiled/{job}/{label}.cwasm")
+fn precompiled_entry(digest: &str) -> String {
+    format!("precompiled/{digest}.cwasm")
 }

@@ -3,7 +3,8 @@
 //! the bundle atomically (temp file + rename).
 
 use super::{
-    FORMAT, INDEX, Index, MANIFEST, component_entry, digest, graph_entry, precompiled_entry,
+    FORMAT, GraphBlobs, INDEX, Index, MANIFEST, component_entry, digest, graph_entry,
+    precompiled_entry,
 };
 use crate::app::App;
 use crate::artifact_cache;
@@ -93,35 +94,41 @@ pub fn write_bundle(
         add(&component_entry(label), &component.bytes)?;
     }
     let mut jobs = BTreeMap::new();
-    let mut digests = BTreeMap::new();
-    // The same graph often appears in several layouts: compile it once.
-    let mut compiled: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    // Composed digest → precompiled digest: each distinct graph is compiled
+    // and stored once, however many jobs and layouts use it.
+    let mut stored: BTreeMap<String, String> = BTreeMap::new();
     for (app, placements) in &groups {
         for placement in placements {
             let started = Instant::now();
             let key = placement.artifact_key();
             let graphs = compose_job(app, placement, None)?;
+            let mut entries = BTreeMap::new();
             for (label, graph) in &graphs {
-                let what = format!("the graph of `{label}` in job `{key}`");
-                let precompiled = match compiled.entry(digest(&graph.bytes)) {
-                    std::collections::btree_map::Entry::Occupied(done) => done.into_mut(),
-                    std::collections::btree_map::Entry::Vacant(slot) => {
-                        let component = artifact_cache::compile(engine, &graph.bytes, &what)?;
-                        slot.insert(
-                            component
-                                .serialize()
-                                .anyhow()
-                                .with_context(|| format!("serializing {what}"))?,
-                        )
+                let composed_bytes = graph.bytes()?;
+                let composed = digest(&composed_bytes);
+                let precompiled = match stored.get(&composed) {
+                    Some(precompiled) => precompiled.clone(),
+                    None => {
+                        let what = format!("the graph of `{label}` in job `{key}`");
+                        let component = artifact_cache::compile(engine, &composed_bytes, &what)?;
+                        let bytes = component
+                            .serialize()
+                            .anyhow()
+                            .with_context(|| format!("serializing {what}"))?;
+                        let precompiled = digest(&bytes);
+                        add(&graph_entry(&composed), &composed_bytes)?;
+                        add(&precompiled_entry(&precompiled), &bytes)?;
+                        stored.insert(composed.clone(), precompiled.clone());
+                        precompiled
                     }
                 };
-                for (name, bytes) in [
-                    (graph_entry(&key, label), graph.bytes.as_slice()),
-                    (precompiled_entry(&key, label), precompiled.as_slice()),
-                ] {
-                    add(&name, bytes)?;
-                    digests.insert(name, digest(bytes));
-                }
+                entries.insert(
+                    label.clone(),
+                    GraphBlobs {
+                        composed,
+                        precompiled,
+                    },
+                );
             }
             progress(format!(
                 "job `{key}`: composed and compiled {} graph{} in {:.2} s",
@@ -129,7 +136,7 @@ pub fn write_bundle(
                 if graphs.len() == 1 { "" } else { "s" },
                 started.elapsed().as_secs_f64()
             ));
-            jobs.insert(key, graphs.keys().cloned().collect());
+            jobs.insert(key, entries);
         }
     }
     let index = Index {
@@ -139,7 +146,11 @@ pub fn write_bundle(
         amimono_version: env!("CARGO_PKG_VERSION").to_string(),
         engine: artifact_cache::engine_fingerprint(engine),
         jobs,
-        digests,
+        worlds: app
+            .components
+            .iter()
+            .map(|(label, c)| (label.clone(), c.world.clone()))
+            .collect(),
     };
     add(
         INDEX,

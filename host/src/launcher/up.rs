@@ -43,6 +43,18 @@ enum Event {
     Stdout(String, String),
     Stderr(String, String),
     Exited(String),
+    /// Time to check again whether every job listens.
+    Recheck,
+}
+
+/// Whether something accepts connections on every address.
+async fn all_listening(addresses: &[std::net::SocketAddr]) -> bool {
+    for address in addresses {
+        if tokio::net::TcpStream::connect(address).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// Runs every job of the app as its own process until stopped; returns the
@@ -105,12 +117,26 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
     }
     drop(events);
 
+    // Every job's rpc listener must accept connections before the URLs are
+    // announced: a request must not reach a callee that is not listening yet.
+    let rpc_addresses: Vec<std::net::SocketAddr> =
+        crate::bindings_file::Bindings::load(&bindings_path, &app)?
+            .components
+            .iter()
+            .filter(|(label, _)| {
+                app.component(label)
+                    .is_some_and(|c| c.spec.binding == BindingType::Rpc)
+            })
+            .map(|(_, address)| address.internal)
+            .collect();
     let mut last_lines: BTreeMap<String, VecDeque<String>> = BTreeMap::new();
     let mut urls: BTreeMap<String, String> = BTreeMap::new();
     let mut announced = false;
+    let mut recheck = tokio::time::interval(Duration::from_millis(20));
     let status = loop {
         let event = tokio::select! {
             event = received.recv() => event,
+            _ = recheck.tick(), if !announced => Some(Event::Recheck),
             () = crate::run::shutdown_signal() => {
                 progress("stopping every job".to_string());
                 break 0;
@@ -129,7 +155,11 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
                     _ => println!("[{job}] {line}"),
                 }
                 remember(&mut last_lines, &job, line);
-                if !announced && http_labels.iter().all(|l| urls.contains_key(l)) {
+            }
+            Some(Event::Recheck) => {
+                if http_labels.iter().all(|l| urls.contains_key(l))
+                    && all_listening(&rpc_addresses).await
+                {
                     announced = true;
                     let mut out = std::io::stdout().lock();
                     for (label, url) in &urls {

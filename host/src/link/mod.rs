@@ -152,7 +152,7 @@ pub struct SplitRefusal {
     /// The first function that cannot cross.
     pub function: String,
     /// What it takes or returns (`a resource`, `a stream`, …).
-    pub reason: &'static str,
+    pub reason: String,
     /// The exporting component.
     pub exporter: String,
     /// The exporter's job.
