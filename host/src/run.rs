@@ -16,6 +16,7 @@ use crate::placement::Placement;
 use crate::remote::client::{RemoteClient, RemoteTarget};
 use crate::serve::http::HttpComponent;
 use crate::serve::rpc::{RpcComponent, RpcServer};
+use crate::serve::threads::ServingThreads;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -154,6 +155,7 @@ pub async fn run(
         Ok(graph)
     };
     let gate = Arc::new(Semaphore::new(app.manifest.limits.max_instances));
+    let threads = Arc::new(ServingThreads::per_core()?);
     let mut servers = Vec::new();
     for (label, listener) in http_listeners {
         let graph = prepare(&label)?;
@@ -164,7 +166,11 @@ pub async fn run(
             settings,
             gate.clone(),
         )?);
-        servers.push(tokio::spawn(crate::serve::http::serve(listener, component)));
+        servers.push(tokio::spawn(crate::serve::http::serve(
+            listener,
+            component,
+            threads.clone(),
+        )));
     }
     for (labels, listener) in rpc_listeners {
         let mut components = Vec::new();
@@ -189,7 +195,11 @@ pub async fn run(
             components,
             app.manifest.limits,
         ));
-        servers.push(tokio::spawn(crate::serve::rpc::serve(listener, server)));
+        servers.push(tokio::spawn(crate::serve::rpc::serve(
+            listener,
+            server,
+            threads.clone(),
+        )));
     }
 
     for label in members_with(BindingType::None) {

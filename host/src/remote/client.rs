@@ -135,7 +135,10 @@ pub enum RemoteCallError {
 
 /// Sends remote calls for one host process.
 pub struct RemoteClient {
-    http: Client<HttpConnector, Full<Bytes>>,
+    /// One connection pool per serving thread (and a last one for any other
+    /// thread): a connection's task runs on the thread whose call opened it,
+    /// so a call never has to wake another core to use a pooled connection.
+    http: Vec<Client<HttpConnector, Full<Bytes>>>,
     revision: String,
     caller: String,
 }
@@ -143,17 +146,29 @@ pub struct RemoteClient {
 impl RemoteClient {
     /// A client for a host of `revision` running job `job`.
     pub fn new(revision: &str, job: &str) -> RemoteClient {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
+        let pools = std::thread::available_parallelism().map_or(1, usize::from) + 1;
+        let http = (0..pools)
+            .map(|_| {
+                let mut connector = HttpConnector::new();
+                connector.set_nodelay(true);
+                connector.set_connect_timeout(Some(Duration::from_secs(5)));
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(60))
+                    .build(connector)
+            })
+            .collect();
         RemoteClient {
             http,
             revision: revision.to_string(),
             caller: job.to_string(),
         }
+    }
+
+    /// The connection pool of the calling thread.
+    fn pool(&self) -> &Client<HttpConnector, Full<Bytes>> {
+        let last = self.http.len() - 1;
+        let index = crate::serve::threads::current_index().map_or(last, |i| i % last.max(1));
+        &self.http[index]
     }
 
     /// Calls `function` of `target` with `params`, writing `results`.
@@ -195,7 +210,8 @@ impl RemoteClient {
                 .header(hyper::header::CONTENT_TYPE, CONTENT_TYPE)
                 .body(Full::new(body.clone()))
                 .map_err(|e| protocol(format!("cannot build the request: {e}")))?;
-            let response = match tokio::time::timeout(remaining, self.http.request(request)).await {
+            let response = match tokio::time::timeout(remaining, self.pool().request(request)).await
+            {
                 Err(_) => return Err(deadline_exceeded()),
                 Ok(Err(e)) => {
                     if function.idempotent && attempt < IDEMPOTENT_ATTEMPTS {

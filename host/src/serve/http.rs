@@ -6,6 +6,7 @@
 
 use crate::host_state::{HostState, StoreSettings, new_store};
 use crate::serve::listener::accept_loop;
+use crate::serve::threads::ServingThreads;
 use crate::warm::{Factory, Warm};
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
@@ -24,7 +25,7 @@ pub struct HttpComponent {
     /// The component's label.
     pub label: String,
     /// Fresh instances of its graph, with the `wasi:http/proxy` export resolved.
-    instances: Warm<Proxy>,
+    instances: Arc<Warm<Proxy>>,
     /// Limits and grants of its graph's instances, limits of its listener.
     settings: StoreSettings,
     /// Permits for instances alive at once in the job.
@@ -62,11 +63,15 @@ impl HttpComponent {
     }
 }
 
-/// Accepts connections on `listener` forever, serving `component`.
-pub async fn serve(listener: TcpListener, component: Arc<HttpComponent>) {
+/// Accepts connections on `listener` forever, serving `component` on `threads`.
+pub async fn serve(
+    listener: TcpListener,
+    component: Arc<HttpComponent>,
+    threads: Arc<ServingThreads>,
+) {
     let limits = component.settings.limits;
     let what = component.label.clone();
-    accept_loop(listener, limits, what, move |request| {
+    accept_loop(listener, threads, limits, what, move |request| {
         let component = component.clone();
         async move { handle(&component, request).await }
     })
@@ -136,13 +141,17 @@ async fn try_handle(
         .new_incoming_request(Scheme::Http, request)?;
     let outparam = store.data_mut().http().new_response_outparam(sender)?;
     // The guest runs in its own task: it may keep streaming the body after
-    // it has set the response.
+    // it has set the response. Once it is done, the next spare is made.
+    let instances = component.instances.clone();
     let task = tokio::spawn(async move {
-        let _permit = permit;
-        proxy
+        let outcome = proxy
             .wasi_http_incoming_handler()
             .call_handle(&mut store, incoming, outparam)
-            .await
+            .await;
+        drop(store);
+        drop(permit);
+        instances.replenish();
+        outcome
     });
     match receiver.await {
         Ok(Ok(response)) => Ok(response),

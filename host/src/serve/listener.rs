@@ -1,17 +1,25 @@
 //! The accept loop every listener of a job shares: keep-alive HTTP/1.1 with
-//! the job's header limits and header-read timeout, one task per connection.
+//! the job's header limits and header-read timeout, one task per connection,
+//! each connection served on one of the job's [`ServingThreads`].
 
+use super::threads::ServingThreads;
 use crate::limits::Limits;
 use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// Accepts connections on `listener` forever, answering each request with
 /// `answer`. `what` names the listener in logs.
-pub async fn accept_loop<A, F, B>(listener: TcpListener, limits: Limits, what: String, answer: A)
-where
+pub async fn accept_loop<A, F, B>(
+    listener: TcpListener,
+    threads: Arc<ServingThreads>,
+    limits: Limits,
+    what: String,
+    answer: A,
+) where
     A: Fn(hyper::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = hyper::Response<B>> + Send + 'static,
     B: Body + Send + 'static,
@@ -28,8 +36,23 @@ where
             }
         };
         let _ = stream.set_nodelay(true);
+        // The stream moves to the serving thread's own reactor.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(listener = %what, error = %e, "cannot hand a connection over");
+                continue;
+            }
+        };
         let answer = answer.clone();
-        tokio::spawn(async move {
+        threads.spawn(async move {
+            let stream = match tokio::net::TcpStream::from_std(stream) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "cannot serve a connection");
+                    return;
+                }
+            };
             let service = hyper::service::service_fn(move |request| {
                 let response = answer(request);
                 async move { Ok::<_, std::convert::Infallible>(response.await) }

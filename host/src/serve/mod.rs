@@ -5,4 +5,5 @@
 pub mod http;
 pub mod listener;
 pub mod rpc;
+pub mod threads;
 pub mod worker;

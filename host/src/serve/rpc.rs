@@ -13,6 +13,7 @@ use crate::remote::protocol::{
     HEADER_REVISION, MAX_BODY_BYTES, status,
 };
 use crate::serve::listener::accept_loop;
+use crate::serve::threads::ServingThreads;
 use crate::warm::{Factory, Warm};
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
@@ -37,7 +38,7 @@ struct RpcFunction {
 /// An `rpc` component served to other jobs.
 pub struct RpcComponent {
     label: String,
-    instances: Warm<Instance>,
+    instances: Arc<Warm<Instance>>,
     functions: HashMap<String, RpcFunction>,
     gate: Arc<Semaphore>,
 }
@@ -123,11 +124,11 @@ impl RpcServer {
     }
 }
 
-/// Accepts connections on `listener` forever.
-pub async fn serve(listener: TcpListener, server: Arc<RpcServer>) {
+/// Accepts connections on `listener` forever, serving them on `threads`.
+pub async fn serve(listener: TcpListener, server: Arc<RpcServer>, threads: Arc<ServingThreads>) {
     let limits = server.limits;
     let what = format!("rpc: {}", server.labels().join(", "));
-    accept_loop(listener, limits, what, move |request| {
+    accept_loop(listener, threads, limits, what, move |request| {
         let server = server.clone();
         async move { handle(&server, request).await }
     })
@@ -325,7 +326,7 @@ async fn invoke(
     function: &RpcFunction,
     params: &[Val],
 ) -> Result<Vec<Val>> {
-    let _permit = component
+    let permit = component
         .gate
         .clone()
         .acquire_owned()
@@ -340,8 +341,11 @@ async fn invoke(
         .get_func(&mut store, function.index)
         .with_context(|| format!("`{}` is not a function", function.name))?;
     let mut results = vec![Val::Bool(false); function.results.len()];
-    func.call_async(&mut store, params, &mut results)
-        .await
-        .anyhow()?;
+    let outcome = func.call_async(&mut store, params, &mut results).await;
+    drop(store);
+    drop(permit);
+    // Runs once this task yields, i.e. after the answer is written.
+    component.instances.replenish();
+    outcome.anyhow()?;
     Ok(results)
 }
