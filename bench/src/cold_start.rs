@@ -98,6 +98,7 @@ pub fn run(root: &Path, quick: bool) -> Result<Pf3> {
                     ("AMIMONO_DATA_DIR", data.as_os_str()),
                     ("RUST_LOG", "warn,amimono::run=info".as_ref()),
                 ],
+                &["frontend"],
             )?;
             let url = host.url("frontend")?.to_string();
             first_ok(&url)?;

@@ -6,7 +6,11 @@
 //! - composed pair: the same two components composed with wac-graph here,
 //!   outside the host, run in a plain sync store;
 //! - host-forwarded: the two instantiated separately, the caller's import
-//!   defined by typed host functions calling into the callee (sync store).
+//!   defined by typed host functions calling into the callee (sync store);
+//! - composed pair with epoch interruption: the composed pair again, compiled
+//!   with the check every amimono guest carries at each function entry and
+//!   loop header (what makes deadlines and CPU limits possible). It tells
+//!   how much of amimono's gap to the plain pair is preemptibility.
 //!
 //! ratio = amimono / composed pair, the worse of add and echo; goal ≤ 1.2.
 
@@ -31,17 +35,18 @@ const TARGET: &str = "amimono-bench:calls/target@0.1.0";
 const GOAL: f64 = 1.2;
 
 /// The ways a call can cross, in table order.
-const WAYS: [&str; 4] = [
+const WAYS: [&str; 5] = [
     "no boundary (one component, the floor)",
     "amimono (colocated in one job)",
     "composed pair (wac-graph, outside the host)",
     "host-forwarded (typed host functions, sync store)",
+    "composed pair with epoch interruption (as amimono compiles)",
 ];
 
 /// PF1 results: ns per call for each way.
 pub struct Pf1 {
-    add_ns: [f64; 4],
-    echo_ns: [f64; 4],
+    add_ns: [f64; 5],
+    echo_ns: [f64; 5],
     rounds: usize,
     add_calls: u32,
     echo_calls: u32,
@@ -87,8 +92,8 @@ impl Pf1 {
             "ratio": worst,
             "goal": GOAL,
             "met": worst <= GOAL,
-            "add_ns": { "floor": self.add_ns[0], "amimono": self.add_ns[1], "composed": self.add_ns[2], "host_forwarded": self.add_ns[3] },
-            "echo_ns": { "floor": self.echo_ns[0], "amimono": self.echo_ns[1], "composed": self.echo_ns[2], "host_forwarded": self.echo_ns[3] },
+            "add_ns": { "floor": self.add_ns[0], "amimono": self.add_ns[1], "composed": self.add_ns[2], "host_forwarded": self.add_ns[3], "composed_with_epochs": self.add_ns[4] },
+            "echo_ns": { "floor": self.echo_ns[0], "amimono": self.echo_ns[1], "composed": self.echo_ns[2], "host_forwarded": self.echo_ns[3], "composed_with_epochs": self.echo_ns[4] },
             "rounds": self.rounds,
             "add_calls": self.add_calls,
             "echo_calls": self.echo_calls,
@@ -130,6 +135,7 @@ pub fn run(root: &Path, quick: bool) -> Result<Pf1> {
         Box::new(AmimonoDriver::new(&root.join("bench/app"))?),
         Box::new(SyncDriver::composed(&caller, &callee)?),
         Box::new(SyncDriver::forwarded(&caller, &callee)?),
+        Box::new(SyncDriver::composed_on(epoch_engine()?, &caller, &callee)?),
     ];
     let expected_add = (0..add_calls).fold(0u32, |acc, i| acc.wrapping_add(i));
     let expected_echo = echo_calls.wrapping_mul(1024);
@@ -151,9 +157,7 @@ pub fn run(root: &Path, quick: bool) -> Result<Pf1> {
             );
         }
     }
-    let med = |v: &[Vec<f64>]| -> [f64; 4] {
-        [median(&v[0]), median(&v[1]), median(&v[2]), median(&v[3])]
-    };
+    let med = |v: &[Vec<f64>]| -> [f64; 5] { std::array::from_fn(|i| median(&v[i])) };
     Ok(Pf1 {
         add_ns: med(&add),
         echo_ns: med(&echo),
@@ -251,8 +255,15 @@ fn sync_engine() -> Result<Engine> {
     Engine::new(&Config::new()).anyhow()
 }
 
+/// A sync engine with epoch interruption, as amimono's engines have.
+fn epoch_engine() -> Result<Engine> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    Engine::new(&config).anyhow()
+}
+
 fn new_store(engine: &Engine) -> Store<BenchState> {
-    Store::new(
+    let mut store = Store::new(
         engine,
         BenchState {
             host: HostState::new(&amimono::host_state::StoreSettings::default()),
@@ -260,12 +271,20 @@ fn new_store(engine: &Engine) -> Store<BenchState> {
             add: None,
             echo: None,
         },
-    )
+    );
+    // Never reached: the epoch engine's checks run, the deadline never hits.
+    store.set_epoch_deadline(u64::MAX / 2);
+    store
 }
 
 impl SyncDriver {
     /// The pair composed with wac-graph, as a user would do by hand.
     fn composed(caller: &[u8], callee: &[u8]) -> Result<Self> {
+        Self::composed_on(sync_engine()?, caller, callee)
+    }
+
+    /// The same, on `engine`.
+    fn composed_on(engine: Engine, caller: &[u8], callee: &[u8]) -> Result<Self> {
         use wac_graph::types::Package;
         use wac_graph::{CompositionGraph, EncodeOptions};
         let mut graph = CompositionGraph::new();
@@ -282,7 +301,6 @@ impl SyncDriver {
         let driver = graph.alias_instance_export(caller_node, DRIVER)?;
         graph.export(driver, DRIVER)?;
         let bytes = graph.encode(EncodeOptions::default())?;
-        let engine = sync_engine()?;
         let component = Component::new(&engine, &bytes).anyhow()?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).anyhow()?;

@@ -30,13 +30,15 @@ pub struct HostProcess {
 
 impl HostProcess {
     /// Starts `amimono run <app>` with `env` (`RUST_LOG` defaults to `info`,
-    /// needed for the "job running" line) and waits until it runs.
+    /// needed for the "job running" line) and waits until it runs and has
+    /// printed the URL of each of `expect_urls` (labels of HTTP components).
     /// `name` names it in errors and forwarded warnings.
     pub fn start(
         root: &Path,
         name: &str,
         app: &OsStr,
         env: &[(&str, &OsStr)],
+        expect_urls: &[&str],
     ) -> Result<HostProcess> {
         let mut command = Command::new(root.join("target/release/amimono"));
         command
@@ -103,8 +105,22 @@ impl HostProcess {
                 START_TIMEOUT.as_secs()
             ),
         };
-        // The URLs are printed before "job running".
-        let urls = urls_rx.try_iter().collect();
+        // The URLs are printed before "job running", but read by another
+        // thread: take what has arrived, then wait a little for the rest.
+        let mut urls: BTreeMap<String, String> = urls_rx.try_iter().collect();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while urls.len() < expect_urls.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match urls_rx.recv_timeout(left) {
+                Ok((label, url)) => {
+                    urls.insert(label, url);
+                }
+                Err(_) => bail!(
+                    "{name} printed URLs for {:?}, expected {expect_urls:?}",
+                    urls.keys().collect::<Vec<_>>()
+                ),
+            }
+        }
         Ok(HostProcess {
             urls,
             ready_ms,

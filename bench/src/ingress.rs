@@ -264,6 +264,7 @@ fn start(
                     ("AMIMONO_JOB", "web".as_ref()),
                     ("RUST_LOG", "warn,amimono::run=info".as_ref()),
                 ],
+                &["hello"],
             )?;
             let address = host.url("hello")?.trim_start_matches("http://").to_string();
             Ok(Running {

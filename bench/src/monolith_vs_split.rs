@@ -358,6 +358,7 @@ fn start(root: &Path, app: &Path, work: &Path, deployment: Deployment) -> Result
             &name,
             app.as_os_str(),
             &[("AMIMONO_JOB", OsStr::new("_local")), quiet, memory],
+            &["frontend"],
         )?;
         let url = host.url("frontend")?.to_string();
         return Ok(Processes {
@@ -373,7 +374,7 @@ fn start(root: &Path, app: &Path, work: &Path, deployment: Deployment) -> Result
     // Jobs without the frontend first, so its callees are up when it starts.
     let mut ordered: Vec<&JobMembers> = jobs.iter().collect();
     ordered.sort_by_key(|(_, members)| members.iter().any(|(label, _)| label == "frontend"));
-    for (job, _) in ordered {
+    for (job, members) in ordered {
         let mut env = vec![
             ("AMIMONO_JOB", OsStr::new(job.as_str())),
             ("AMIMONO_BINDINGS", bindings.as_os_str()),
@@ -383,7 +384,18 @@ fn start(root: &Path, app: &Path, work: &Path, deployment: Deployment) -> Result
         if let Some(layout) = layout {
             env.push(("AMIMONO_LAYOUT", OsStr::new(layout)));
         }
-        let host = HostProcess::start(root, &format!("{name} job {job}"), app.as_os_str(), &env)?;
+        let http: Vec<&str> = members
+            .iter()
+            .filter(|(_, binding)| binding == "http")
+            .map(|(label, _)| label.as_str())
+            .collect();
+        let host = HostProcess::start(
+            root,
+            &format!("{name} job {job}"),
+            app.as_os_str(),
+            &env,
+            &http,
+        )?;
         if let Ok(frontend) = host.url("frontend") {
             url = Some(frontend.to_string());
         }

@@ -148,6 +148,9 @@ async fn try_handle(
             .wasi_http_incoming_handler()
             .call_handle(&mut store, incoming, outparam)
             .await;
+        // Let the connection write the answer first: tearing the instance
+        // down (its memory reset) is not the client's wait.
+        tokio::task::yield_now().await;
         drop(store);
         drop(permit);
         instances.replenish();

@@ -342,10 +342,14 @@ async fn invoke(
         .with_context(|| format!("`{}` is not a function", function.name))?;
     let mut results = vec![Val::Bool(false); function.results.len()];
     let outcome = func.call_async(&mut store, params, &mut results).await;
-    drop(store);
-    drop(permit);
-    // Runs once this task yields, i.e. after the answer is written.
-    component.instances.replenish();
+    // Tearing the instance down and making the next spare run once this
+    // task yields, i.e. after the answer is written.
+    let instances = component.instances.clone();
+    tokio::spawn(async move {
+        drop(store);
+        drop(permit);
+        instances.replenish();
+    });
     outcome.anyhow()?;
     Ok(results)
 }
