@@ -13,7 +13,7 @@
 //! goal ≥ 20. The CPU ratio (split ÷ `_local`) has goal ≥ 10.
 
 use crate::host_process::{HostProcess, cpu_seconds, free_port};
-use crate::open_loop::{self, Flow, HttpClient, Step};
+use crate::open_loop::{self, Flow, Step};
 use crate::stats::{median, percentile};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
@@ -211,14 +211,16 @@ pub fn run(root: &Path, quick: bool) -> Result<Pf5> {
         for (deployment, processes) in &running {
             let base = processes.url.clone();
             let cpu_before = processes.cpu_seconds()?;
-            let (home_latencies, checkout_latencies) = runtime.block_on(measure(
+            let mut latencies = open_loop::run(
+                &runtime,
                 &client,
                 &base,
-                &home,
-                &checkout,
+                &[home.clone(), checkout.clone()],
                 round_seconds,
                 flows_started,
-            ))?;
+            )?;
+            let checkout_latencies = latencies.pop().unwrap_or_default();
+            let home_latencies = latencies.pop().unwrap_or_default();
             let cpu = processes.cpu_seconds()? - cpu_before;
             flows_started += 1_000_000;
             if round == 0 {
@@ -262,22 +264,6 @@ pub fn run(root: &Path, quick: bool) -> Result<Pf5> {
         rounds,
         seconds,
     })
-}
-
-/// Both flows at once for `seconds`: (home latencies, checkout latencies).
-async fn measure(
-    client: &HttpClient,
-    base: &str,
-    home: &Arc<Flow>,
-    checkout: &Arc<Flow>,
-    seconds: f64,
-    first_number: u64,
-) -> Result<(Vec<f64>, Vec<f64>)> {
-    let (home, checkout) = tokio::join!(
-        open_loop::run(client, base, home.clone(), seconds, first_number),
-        open_loop::run(client, base, checkout.clone(), seconds, first_number),
-    );
-    Ok((home?, checkout?))
 }
 
 /// The home page in EUR (every product price converted).

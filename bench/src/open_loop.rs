@@ -49,38 +49,63 @@ pub fn client() -> HttpClient {
         .build(connector)
 }
 
-/// Runs `flow` against `base` (`http://host:port`) for `seconds`, starting
-/// one flow every `1 / rate` s; the latency of each flow in µs, from its
-/// scheduled start to the end of its last response.
-pub async fn run(
+/// Runs `flows` side by side against `base` (`http://host:port`) for
+/// `seconds`, starting flow `f` every `1 / flows[f].rate` s; per flow, the
+/// latency of each run in µs, from its scheduled start to the end of its
+/// last response.
+///
+/// The schedule is kept by this (blocking) thread, not by a tokio timer
+/// (whose 1 ms granularity would add up to a millisecond to every latency):
+/// it sleeps until shortly before each start, spins the rest, and hands the
+/// flow to `runtime`.
+pub fn run(
+    runtime: &tokio::runtime::Runtime,
     client: &HttpClient,
     base: &str,
-    flow: Arc<Flow>,
+    flows: &[Arc<Flow>],
     seconds: f64,
     first_number: u64,
-) -> Result<Vec<f64>> {
-    let interval = Duration::from_secs_f64(1.0 / flow.rate);
-    let count = (seconds * flow.rate).round() as u64;
-    let start = tokio::time::Instant::now() + Duration::from_millis(5);
-    let mut tasks = Vec::with_capacity(count as usize);
-    for i in 0..count {
-        let scheduled = start + interval.mul_f64(i as f64);
-        tokio::time::sleep_until(scheduled).await;
-        let (client, base, flow) = (client.clone(), base.to_string(), flow.clone());
-        let scheduled = scheduled.into_std();
-        tasks.push(tokio::spawn(async move {
+) -> Result<Vec<Vec<f64>>> {
+    // Every start, in time order: (offset, flow, number).
+    let mut starts: Vec<(Duration, usize, u64)> = Vec::new();
+    for (f, flow) in flows.iter().enumerate() {
+        let interval = Duration::from_secs_f64(1.0 / flow.rate);
+        let count = (seconds * flow.rate).round() as u64;
+        starts.extend((0..count).map(|i| (interval.mul_f64(i as f64), f, i)));
+    }
+    starts.sort();
+    let origin = Instant::now() + Duration::from_millis(5);
+    let mut tasks = Vec::with_capacity(starts.len());
+    for (offset, f, i) in starts {
+        let scheduled = origin + offset;
+        wait_until(scheduled);
+        let (client, base, flow) = (client.clone(), base.to_string(), flows[f].clone());
+        let task = runtime.spawn(async move {
             let cookie = (flow.cookie)(first_number + i);
             for step in &flow.steps {
                 send(&client, &base, step, &cookie).await?;
             }
             Ok::<f64, anyhow::Error>(scheduled.elapsed().as_secs_f64() * 1e6)
-        }));
+        });
+        tasks.push((f, task));
     }
-    let mut latencies = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        latencies.push(task.await.context("a load task failed")??);
+    let mut latencies = vec![Vec::new(); flows.len()];
+    for (f, task) in tasks {
+        latencies[f].push(runtime.block_on(task).context("a load task failed")??);
     }
     Ok(latencies)
+}
+
+/// Sleeps until shortly before `at`, then spins until it.
+fn wait_until(at: Instant) {
+    const SPIN: Duration = Duration::from_micros(100);
+    let now = Instant::now();
+    if at > now + SPIN {
+        std::thread::sleep(at - now - SPIN);
+    }
+    while Instant::now() < at {
+        std::hint::spin_loop();
+    }
 }
 
 /// Sends one step and checks its status; reads the whole body.
