@@ -152,3 +152,37 @@ fn a_damaged_bundle_is_refused_clearly() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("is not a bundle file"), "{err}");
 }
+
+#[test]
+fn a_named_layout_runs_from_the_bundle_without_compiling() {
+    use amimono_tests::{Deployment, Layout};
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("boutique.amimono");
+    let out = run_amimono(
+        &[
+            "build",
+            "examples/boutique",
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let (_, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("job `grouped:web`"), "{stderr}");
+    // An empty compile cache that must stay empty: nothing is compiled.
+    let cache = dir.path().join("cache");
+    let deployment = Deployment::start_with(
+        &bundle,
+        Layout::Named("grouped"),
+        &[
+            ("AMIMONO_KEYVALUE", "memory"),
+            ("AMIMONO_CACHE_DIR", cache.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(deployment.hosts.len(), 2);
+    let reply = get(&format!("{}/", deployment.url_of("frontend")));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply.body.contains("Sunglasses"), "{reply:?}");
+    assert!(!cache.exists(), "something was compiled at start");
+}

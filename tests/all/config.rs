@@ -98,3 +98,30 @@ fn a_job_whose_remote_callees_have_no_address_says_so() {
     );
     assert!(err.contains("amimono bindings"), "{err}");
 }
+
+#[test]
+fn a_named_layout_replaces_the_jobs_and_an_unknown_one_lists_the_layouts() {
+    let out = run_amimono(
+        &["run", "examples/boutique"],
+        &[("AMIMONO_JOB", "_config"), ("AMIMONO_LAYOUT", "grouped")],
+    );
+    let (stdout, err) = texts(&out);
+    assert!(out.status.success(), "{err}");
+    let config: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(config["layout"], "grouped");
+    assert_eq!(config["layouts"], serde_json::json!(["grouped"]));
+    let jobs: Vec<&String> = config["jobs"].as_object().unwrap().keys().collect();
+    assert_eq!(jobs, ["shop", "web"]);
+
+    let out = run_amimono(
+        &["run", "examples/boutique"],
+        &[("AMIMONO_JOB", "web"), ("AMIMONO_LAYOUT", "nope")],
+    );
+    let (_, err) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("unknown layout `nope`: app `boutique` has the layouts `grouped`"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
