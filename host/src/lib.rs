@@ -9,8 +9,9 @@
 //! 4. [`link`]: every import routed ([`link::router`], the one local-vs-remote
 //!    decision), each entry component's graph planned and composed (wac-graph).
 //! 5. [`job`]: graphs compiled ([`engine`], [`artifact_cache`]) and pre-instantiated
-//!    with the host's interfaces ([`host_state`], [`runtime_interface`]).
-//! 6. [`run`] and [`serve`]: listeners bound ([`bindings_file`]) and requests served;
+//!    with the host's interfaces ([`host_state`], [`capabilities`]).
+//! 6. [`run`] and [`serve`]: listeners bound ([`bindings_file`]) and requests served
+//!    on one single-threaded runtime per core ([`serve::threads`]);
 //!    [`invoke`] calls one function for `amimono call`; [`config_json`] prints `_config`.
 
 pub mod app;
