@@ -30,6 +30,7 @@
 
 use crate::child::ChildGuard;
 use crate::colocated::typed;
+use crate::host_process::{HostProcess, free_port};
 use crate::stats::{median, percentile};
 use amimono::app::App;
 use amimono::capabilities::CapabilityContext;
@@ -55,7 +56,6 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{ComponentExportIndex, InstancePre, Type, TypedFunc, Val};
@@ -71,8 +71,6 @@ const MEDIAN_GOAL: f64 = 1.1;
 const P99_GOAL: f64 = 1.2;
 /// Calls in a row of one way and function before the next way's turn.
 const CHUNK: usize = 100;
-/// How long the callee job may take to start.
-const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The ways a call is made, in measurement order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -410,16 +408,9 @@ pub fn run(root: &Path, quick: bool) -> Result<Pf2> {
     })
 }
 
-/// A free loopback port (free when asked; the callee binds it right after).
-fn free_port() -> Result<u16> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
-    Ok(listener.local_addr()?.port())
-}
-
 /// Starts `amimono run` for the callee job with a bindings file giving it a
-/// free port; returns once it logs "job running", with its base URL.
-fn start_callee(root: &Path, app_dir: &Path) -> Result<(ChildGuard, String)> {
+/// free port; returns once it runs, with its base URL.
+fn start_callee(root: &Path, app_dir: &Path) -> Result<(HostProcess, String)> {
     let port = free_port()?;
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -432,51 +423,17 @@ fn start_callee(root: &Path, app_dir: &Path) -> Result<(ChildGuard, String)> {
         ),
     )
     .with_context(|| format!("writing {}", bindings.display()))?;
-    let mut child = Command::new(root.join("target/release/amimono"))
-        .current_dir(root)
-        .arg("run")
-        .arg(app_dir)
-        .env("AMIMONO_JOB", CALLEE_JOB)
-        .env("AMIMONO_BINDINGS", &bindings)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting target/release/amimono (run `cargo xtask build`)")?;
-    let stderr = child.stderr.take().context("no stderr")?;
-    let guard = ChildGuard(child);
-    let (ready, wait) = mpsc::channel();
-    // Reads the log until "job running", then keeps draining it (so the
-    // host never blocks on a full pipe), passing warnings and errors on.
-    std::thread::spawn(move || {
-        let mut log = Vec::new();
-        let mut running = false;
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if running {
-                if line.contains("WARN") || line.contains("ERROR") {
-                    eprintln!("PF2 callee job: {line}");
-                }
-            } else if line.contains("job running") {
-                running = true;
-                let _ = ready.send(Ok(()));
-            } else {
-                log.push(line);
-            }
-        }
-        if !running {
-            let _ = ready.send(Err(log.join("\n")));
-        }
-    });
-    match wait.recv_timeout(START_TIMEOUT) {
-        Ok(Ok(())) => Ok((guard, url)),
-        Ok(Err(log)) => bail!("the PF2 callee job (`amimono run`) exited before running:\n{log}"),
-        Err(_) => bail!(
-            "the PF2 callee job did not log `job running` within {} s",
-            START_TIMEOUT.as_secs()
-        ),
-    }
+    let host = HostProcess::start(
+        root,
+        "the PF2 callee job",
+        app_dir.as_os_str(),
+        &[
+            ("AMIMONO_JOB", CALLEE_JOB.as_ref()),
+            ("AMIMONO_BINDINGS", bindings.as_os_str()),
+        ],
+        &[],
+    )?;
+    Ok((host, url))
 }
 
 /// Starts this binary's raw echo server on a free port, instantiating the
