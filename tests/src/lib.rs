@@ -242,13 +242,29 @@ pub fn get(url: &str) -> Reply {
     }
 }
 
-/// A free TCP port on loopback (bound and released; good enough for tests).
+/// Ports handed out by [`free_port`]: below Linux's ephemeral range
+/// (32768–60999), so the kernel never gives them to other sockets, and each
+/// one followed by 7 spares (for `amimono bindings --base-port`).
+const TEST_PORTS: std::ops::Range<u16> = 20000..32000;
+const PORT_BLOCK: u16 = 8;
+
+/// A free TCP port on loopback, never handed out twice by this process:
+/// tests run in parallel, and a port picked by the kernel, released, then
+/// bound by a host later can meanwhile have been picked for another test.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let blocks = u32::from((TEST_PORTS.end - TEST_PORTS.start) / PORT_BLOCK);
+    // Test processes running side by side start at different blocks.
+    let start = std::process::id() % blocks;
+    for _ in 0..blocks {
+        let block = (start + NEXT.fetch_add(1, Ordering::Relaxed) % blocks) % blocks;
+        let port = TEST_PORTS.start + u16::try_from(block).unwrap() * PORT_BLOCK;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port left in {TEST_PORTS:?}");
 }
 
 /// A temporary app directory with manifest `text`; `{wasm:NAME}` in the text
