@@ -6,30 +6,16 @@
 use amimono_tests::{Deployment, HttpReply, Layout, request, root};
 use std::path::PathBuf;
 
-macro_rules! in_every_layout {
-    ($($scenario:ident),* $(,)?) => {
-        mod local {
-            $( #[test] fn $scenario() { super::$scenario(amimono_tests::Layout::Local) } )*
-        }
-        mod forced_remote {
-            $( #[test] fn $scenario() { super::$scenario(amimono_tests::Layout::ForcedRemote) } )*
-        }
-        mod split {
-            $( #[test] fn $scenario() { super::$scenario(amimono_tests::Layout::Split) } )*
-        }
-        mod grouped {
-            $( #[test] fn $scenario() { super::$scenario(amimono_tests::Layout::Named("grouped")) } )*
-        }
-    };
-}
-
-in_every_layout!(
-    home_lists_the_products_in_usd,
-    prices_convert_to_the_chosen_currency,
-    product_page_and_unknown_product,
-    cart_adds_up_with_shipping,
-    checkout_places_the_order_and_empties_the_cart,
-    refused_card_is_a_4xx_page_and_keeps_the_cart,
+amimono_tests::in_every_layout!(
+    [
+        home_lists_the_products_in_usd,
+        prices_convert_to_the_chosen_currency,
+        product_page_and_unknown_product,
+        cart_adds_up_with_shipping,
+        checkout_places_the_order_and_empties_the_cart,
+        refused_card_is_a_4xx_page_and_keeps_the_cart,
+    ],
+    grouped = "grouped"
 );
 
 /// The demo's nine products: id, name as the HTML shows it, USD price.

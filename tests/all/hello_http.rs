@@ -5,30 +5,13 @@ use amimono_tests::{
 };
 use std::time::Duration;
 
-/// Runs each scenario under every layout: all colocated, every call forced
-/// over HTTP in one process, and one process per job. Results must not
-/// depend on the placement.
-macro_rules! in_every_layout {
-    ($($scenario:ident),* $(,)?) => {
-        mod local {
-            $( #[test] fn $scenario() { super::$scenario(amimono_tests::Layout::Local) } )*
-        }
-        mod forced_remote {
-            $( #[test] fn $scenario() { super::$scenario(amimono_tests::Layout::ForcedRemote) } )*
-        }
-        mod split {
-            $( #[test] fn $scenario() { super::$scenario(amimono_tests::Layout::Split) } )*
-        }
-    };
-}
-
-in_every_layout!(
+amimono_tests::in_every_layout!([
     hello_world_over_http,
     bad_names_are_4xx_from_result_errors_not_traps,
     lists_cross_the_boundaries,
     runtime_interface_answers_per_component,
     serves_requests_concurrently,
-);
+]);
 
 fn hello_world_over_http(layout: Layout) {
     let app = Deployment::hello(layout);

@@ -404,6 +404,33 @@ pub fn hello_bindings(dir: &Path) -> (PathBuf, u16, u16) {
     (path, web, backend)
 }
 
+/// Runs each scenario (`fn(Layout)`) under every placement, like Service
+/// Weaver's weavertest runners: a test module per placement — `local`,
+/// `forced_remote` (every call over HTTP in one process), `split` (one
+/// process per job) — plus one per named layout listed after the scenarios.
+/// Results must not depend on the placement.
+///
+/// `in_every_layout!([scenario_a, scenario_b], grouped = "grouped");`
+#[macro_export]
+macro_rules! in_every_layout {
+    ($scenarios:tt $(, $module:ident = $layout:literal)* $(,)?) => {
+        $crate::in_layout!(local, $crate::Layout::Local, $scenarios);
+        $crate::in_layout!(forced_remote, $crate::Layout::ForcedRemote, $scenarios);
+        $crate::in_layout!(split, $crate::Layout::Split, $scenarios);
+        $( $crate::in_layout!($module, $crate::Layout::Named($layout), $scenarios); )*
+    };
+}
+
+/// One test module `$module` running each scenario under `$layout`.
+#[macro_export]
+macro_rules! in_layout {
+    ($module:ident, $layout:expr, [$($scenario:ident),* $(,)?]) => {
+        mod $module {
+            $( #[test] fn $scenario() { super::$scenario($layout) } )*
+        }
+    };
+}
+
 /// Where an app's components run: the placements every scenario is run
 /// under (Service Weaver's `weavertest` runners).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

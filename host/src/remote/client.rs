@@ -146,7 +146,7 @@ pub struct RemoteClient {
 impl RemoteClient {
     /// A client for a host of `revision` running job `job`.
     pub fn new(revision: &str, job: &str) -> RemoteClient {
-        let pools = std::thread::available_parallelism().map_or(1, usize::from) + 1;
+        let pools = crate::serve::threads::per_core_count() + 1;
         let http = (0..pools)
             .map(|_| {
                 let mut connector = HttpConnector::new();

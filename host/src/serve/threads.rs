@@ -21,6 +21,12 @@ thread_local! {
     static INDEX: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
+/// How many serving threads [`ServingThreads::per_core`] starts: one per
+/// core this process may use.
+pub fn per_core_count() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// The index of the serving thread running the caller (`None` elsewhere).
 pub fn current_index() -> Option<usize> {
     INDEX.with(Cell::get)
@@ -69,19 +75,9 @@ impl ServingThreads {
         })
     }
 
-    /// One thread per core this process may use.
+    /// One thread per core this process may use ([`per_core_count`]).
     pub fn per_core() -> Result<ServingThreads> {
-        ServingThreads::start(std::thread::available_parallelism().map_or(1, usize::from))
-    }
-
-    /// How many threads there are.
-    pub fn len(&self) -> usize {
-        self.handles.len()
-    }
-
-    /// Whether there are none (never: `start` makes at least one).
-    pub fn is_empty(&self) -> bool {
-        self.handles.is_empty()
+        ServingThreads::start(per_core_count())
     }
 
     /// Runs `task` on the next thread, round-robin.
