@@ -41,6 +41,7 @@ use amimono::job::{LinkContext, compose_graph, prepare_graph};
 use amimono::placement::Placement;
 use amimono::remote::client::{RemoteClient, RemoteFunction, RemoteTarget};
 use amimono::remote::codec;
+use amimono::remote::auth::{self, Authentication, CallFields, ClusterKey};
 use amimono::remote::protocol::{
     CALL_PATH, CONTENT_TYPE, HEADER_CALLER, HEADER_DEADLINE_MS, HEADER_FUNCTION, HEADER_REVISION,
 };
@@ -466,6 +467,14 @@ fn start_raw_server(instantiate: Option<&Path>) -> Result<(ChildGuard, String)> 
     Ok((guard, format!("http://{address}")))
 }
 
+/// The hosts' cluster key (see [`crate::host_process::BENCH_CLUSTER_KEY`]).
+fn bench_key() -> ClusterKey {
+    match ClusterKey::from_bytes(crate::host_process::BENCH_CLUSTER_KEY.as_bytes()) {
+        Some(key) => key,
+        None => unreachable!("the bench key is long enough"),
+    }
+}
+
 /// A raw hyper client sending exactly the requests `RemoteClient` sends:
 /// same path, same headers and values, same body.
 struct RawClient {
@@ -473,6 +482,7 @@ struct RawClient {
     revision: String,
     caller: String,
     timeout: Duration,
+    key: ClusterKey,
 }
 
 impl RawClient {
@@ -486,6 +496,7 @@ impl RawClient {
             revision: revision.to_string(),
             caller: caller.to_string(),
             timeout,
+            key: bench_key(),
         }
     }
 
@@ -497,12 +508,23 @@ impl RawClient {
         body: &Bytes,
         expected: &[u8],
     ) -> Result<()> {
+        let deadline_ms = self.timeout.as_millis().to_string();
+        // Signed like the host's own client: a callee refuses unsigned calls.
+        let label = uri.path().rsplit('/').next().unwrap_or_default();
+        let fields = CallFields {
+            revision: &self.revision,
+            label,
+            function,
+            deadline_ms: &deadline_ms,
+            caller: &self.caller,
+        };
         let request = hyper::Request::post(uri.clone())
             .header(HEADER_REVISION, &self.revision)
             .header(HEADER_FUNCTION, function)
-            .header(HEADER_DEADLINE_MS, self.timeout.as_millis().to_string())
+            .header(HEADER_DEADLINE_MS, &deadline_ms)
             .header(HEADER_CALLER, &self.caller)
             .header(hyper::header::CONTENT_TYPE, CONTENT_TYPE)
+            .header(auth::HEADER_AUTH, auth::sign(&self.key, &fields, body))
             .body(Full::new(body.clone()))?;
         let response = self.http.request(request).await?;
         let status = response.status();
@@ -592,7 +614,11 @@ impl Callers {
             Arc::new(RemoteTarget::new("callee", callee_url, timeout).map_err(anyhow::Error::msg)?);
         let raw_server =
             RemoteTarget::new("callee", raw_url, timeout).map_err(anyhow::Error::msg)?;
-        let client = Arc::new(RemoteClient::new(&app.revision, CALLER_JOB));
+        let client = Arc::new(RemoteClient::new(
+            &app.revision,
+            CALLER_JOB,
+            Authentication::Key(bench_key()),
+        ));
         let engine = new_engine(EngineUse::Serving)?;
 
         // The caller's graph, its import of `target` bound to the callee job.

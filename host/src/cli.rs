@@ -88,6 +88,8 @@ pub enum Command {
         #[arg(long, env = "AMIMONO_LAYOUT")]
         layout: Option<String>,
     },
+    /// Print a new random cluster key (for AMIMONO_CLUSTER_KEY: every job of a deployment needs the same one).
+    ClusterKey,
     /// Build if needed and run every job as its own process on localhost until Ctrl-C.
     Up {
         /// The app: a directory holding `amimono.toml`, or the manifest.
@@ -226,8 +228,7 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 opened.bundle(),
                 &opened.data_dir(),
             )
-            .await?;
-            Ok(0)
+            .await
         }
         Command::Call {
             app,
@@ -311,6 +312,11 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 .lock()
                 .write_all(text.as_bytes())
                 .context("writing to stdout")?;
+            Ok(0)
+        }
+        Command::ClusterKey => {
+            let key = crate::remote::auth::ClusterKey::generate().context("making a cluster key")?;
+            writeln!(std::io::stdout().lock(), "{key}").context("writing to stdout")?;
             Ok(0)
         }
         Command::Up {

@@ -184,6 +184,7 @@ pub async fn call(
     let settings = StoreSettings {
         limits: component.spec.limits,
         wasi: graph.wasi.clone(),
+        ..StoreSettings::default()
     };
     let mut store = new_store(&engine, &settings);
     let instance = graph

@@ -253,6 +253,7 @@ impl LinkContext {
         let client = Arc::new(RemoteClient::new(
             &capabilities.facts.revision,
             &capabilities.facts.job,
+            crate::remote::auth::Authentication::Disabled,
         ));
         LinkContext {
             capabilities,

@@ -1,5 +1,9 @@
 //! `amimono run`: loading the app, selecting the job, binding addresses,
 //! preparing each entry component's graph and serving until told to stop.
+//! On SIGTERM or SIGINT the job drains: it stops accepting, lets requests and
+//! calls in flight finish within the shutdown grace period, and exits 0; a
+//! second signal, or the end of the grace period, stops it at once with a
+//! non-zero status.
 
 use crate::app::App;
 use crate::bindings_file::Bindings;
@@ -13,7 +17,10 @@ use crate::link::Route;
 use crate::manifest::BindingType;
 use crate::placement::LOCAL_JOB;
 use crate::placement::Placement;
+use crate::remote::auth::{Authentication, ClusterKey, KeyError};
 use crate::remote::client::{RemoteClient, RemoteTarget};
+use crate::serve::budget::MemoryBudget;
+use crate::serve::drain::Drain;
 use crate::serve::http::HttpComponent;
 use crate::serve::rpc::{RpcComponent, RpcServer};
 use crate::serve::threads::ServingThreads;
@@ -23,7 +30,10 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+
+/// Exit status when the grace period ends, or a second signal comes, with
+/// requests still in flight.
+pub const EXIT_UNDRAINED: i32 = 3;
 
 /// The runtime facts of `placement`, with the URLs known to this process:
 /// from the bindings file, or the ones this process serves.
@@ -56,7 +66,83 @@ pub fn runtime_facts(
     }
 }
 
-/// Runs `placement` of `app` on `engine` (built for serving) until SIGINT or SIGTERM.
+/// How calls between jobs are authenticated in a process that serves or
+/// makes them (`needed`): the environment's key, or (for `_local` with calls
+/// forced over HTTP, where the process only calls itself) a key of its own.
+fn authentication(placement: &Placement, needed: bool) -> Result<Authentication> {
+    match Authentication::from_environment()? {
+        Some(Authentication::Disabled) => {
+            if needed {
+                tracing::warn!(
+                    "AUTHENTICATION OF CALLS BETWEEN JOBS IS OFF ({}=1): anyone who can reach this job's rpc port can call its components; for local debugging only",
+                    crate::remote::auth::INSECURE_ENV
+                );
+            }
+            Ok(Authentication::Disabled)
+        }
+        Some(key) => Ok(key),
+        None if placement.job == LOCAL_JOB => {
+            let key = ClusterKey::generate().context("making a cluster key")?;
+            let key = ClusterKey::from_bytes(key.as_bytes())
+                .context("making a cluster key")?;
+            Ok(Authentication::Key(key))
+        }
+        None if needed => Err(KeyError::Missing.into()),
+        // Nothing is called across jobs: nothing to sign or check.
+        None => Ok(Authentication::Disabled),
+    }
+}
+
+/// The job's memory budget: the manifest's `memory_budget_mib`, or a share
+/// of what the process may use; refused when it cannot fit the machine or
+/// one instance or body cannot fit it.
+fn memory_budget(app: &App, placement: &Placement) -> Result<Arc<MemoryBudget>> {
+    use crate::serve::budget::{available_memory, default_budget};
+    let limits = app.manifest.limits;
+    let available = available_memory();
+    let budget = match (limits.memory_budget_bytes, available) {
+        (Some(budget), Some(available)) if budget > available => anyhow::bail!(
+            "[limits] memory_budget_mib = {} does not fit this machine: the process may use {} MiB (cgroup limit or MemTotal); lower memory_budget_mib",
+            budget >> 20,
+            available >> 20
+        ),
+        (Some(budget), _) => budget,
+        (None, Some(available)) => default_budget(available),
+        (None, None) => u64::MAX,
+    };
+    let mut problems = Vec::new();
+    for label in &placement.members {
+        let Some(component) = app.component(label) else {
+            continue;
+        };
+        let component_limits = component.spec.limits;
+        if component_limits.memory_bytes as u64 > budget {
+            problems.push(format!(
+                "component `{label}`: memory_mib = {} is more than the job's memory budget of {} MiB",
+                component_limits.memory_bytes >> 20,
+                budget >> 20
+            ));
+        }
+        if component_limits.max_body_bytes > budget {
+            problems.push(format!(
+                "component `{label}`: max_body_bytes = {} is more than the job's memory budget of {} MiB",
+                component_limits.max_body_bytes,
+                budget >> 20
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "the limits cannot fit the job's memory budget: {}; raise [limits] memory_budget_mib or lower those limits",
+            problems.join("; ")
+        );
+    }
+    tracing::debug!(budget_mib = budget >> 20, "memory budget");
+    Ok(MemoryBudget::new(budget))
+}
+
+/// Runs `placement` of `app` on `engine` (built for serving) until SIGINT or
+/// SIGTERM, then drains; the exit status.
 pub async fn run(
     engine: wasmtime::Engine,
     app: &App,
@@ -64,10 +150,14 @@ pub async fn run(
     bindings: Option<Bindings>,
     bundle: Option<&Bundle>,
     data_dir: &std::path::Path,
-) -> Result<()> {
+) -> Result<i32> {
     if let Some(bindings) = &bindings {
         bindings.check_revision(&app.revision)?;
+        bindings.check_addresses(app, &placement)?;
     }
+    // Listening for signals from the start: a SIGTERM while starting drains too.
+    let signals = Signals::new();
+    let budget = memory_budget(app, &placement)?;
     let since_start = || crate::uptime::since_start().as_secs_f64() * 1e3;
     tracing::debug!(ms = since_start(), "app loaded");
     let mut graphs = compose_job(app, &placement, bundle)?;
@@ -118,6 +208,11 @@ pub async fn run(
         rpc_listeners.push((labels, listener));
     }
 
+    let served_rpc = crate::link::router::served_to_other_jobs(app, &placement);
+    let authentication = authentication(
+        &placement,
+        !rpc_listeners.is_empty() || graphs.values().any(|g| g.plan.wires.iter().any(|w| matches!(w.route, Route::Remote { .. }))),
+    )?;
     let facts = Arc::new(runtime_facts(
         app,
         &placement.job,
@@ -135,7 +230,11 @@ pub async fn run(
         keyvalue,
     )?;
     let context = LinkContext {
-        client: Arc::new(RemoteClient::new(&app.revision, &placement.job)),
+        client: Arc::new(RemoteClient::new(
+            &app.revision,
+            &placement.job,
+            authentication.clone(),
+        )),
         capabilities: Arc::new(capabilities),
         targets,
     };
@@ -154,17 +253,18 @@ pub async fn run(
         );
         Ok(graph)
     };
-    let gate = Arc::new(Semaphore::new(app.manifest.limits.max_instances));
+    let drain = Drain::new();
     let threads = Arc::new(ServingThreads::per_core()?);
     let mut servers = Vec::new();
+    let mut workers = Vec::new();
     for (label, listener) in http_listeners {
         let graph = prepare(&label)?;
-        let settings = settings_of(app, &label, &graph);
+        let settings = settings_of(app, &label, &graph, &budget);
         let component = Arc::new(HttpComponent::new(
             &label,
             graph.pre,
             settings,
-            gate.clone(),
+            drain.clone(),
         )?);
         servers.push(tokio::spawn(crate::serve::http::serve(
             listener,
@@ -180,20 +280,28 @@ pub async fn run(
                 .component(label)
                 .map(|c| c.world.exports.clone())
                 .unwrap_or_default();
-            let settings = settings_of(app, label, &graph);
+            let settings = settings_of(app, label, &graph, &budget);
+            let callable = served_rpc.get(label).cloned().unwrap_or_default();
+            let call_timeout = app
+                .component(label)
+                .and_then(|c| c.spec.call_timeout)
+                .unwrap_or(app.manifest.call_timeout);
             components.push(RpcComponent::new(
                 label,
                 &graph.component,
                 graph.pre,
                 &exports,
+                &callable,
+                call_timeout,
                 settings,
-                gate.clone(),
             )?);
         }
         let server = Arc::new(RpcServer::new(
             &app.revision,
             components,
             app.manifest.limits,
+            authentication.clone(),
+            drain.clone(),
         ));
         servers.push(tokio::spawn(crate::serve::rpc::serve(
             listener,
@@ -210,8 +318,8 @@ pub async fn run(
             continue;
         };
         let graph = prepare(&label)?;
-        let settings = settings_of(app, &label, &graph);
-        servers.push(tokio::spawn(crate::serve::worker::supervise(
+        let settings = settings_of(app, &label, &graph, &budget);
+        workers.push(tokio::spawn(crate::serve::worker::supervise(
             label.clone(),
             graph.component,
             graph.pre,
@@ -239,22 +347,60 @@ pub async fn run(
         "job running"
     );
 
-    shutdown_signal().await;
-    tracing::info!(job = %placement.job, "stopping");
+    signals.next().await;
+    let grace = shutdown_grace(app);
+    tracing::info!(job = %placement.job, in_flight = drain.in_flight(), grace_ms = grace.as_millis() as u64, "draining: no new connections; requests in flight finish");
+    for worker in &workers {
+        worker.abort();
+    }
+    drain.begin();
+    // The listeners close as the accept loops end.
+    let drained = tokio::select! {
+        () = drain.finished() => true,
+        () = tokio::time::sleep(grace) => false,
+        () = signals.next() => false,
+    };
     for server in servers {
         server.abort();
     }
-    Ok(())
+    if drained {
+        tracing::info!(job = %placement.job, "stopped: every request in flight finished");
+        Ok(0)
+    } else {
+        tracing::warn!(job = %placement.job, in_flight = drain.in_flight(), "stopped before every request in flight finished (grace period over, or a second signal)");
+        Ok(EXIT_UNDRAINED)
+    }
 }
 
-/// The store settings of the graph of entry `label`: its limits and its
-/// graph's WASI grants.
-fn settings_of(app: &App, label: &str, graph: &crate::job::PreparedGraph) -> StoreSettings {
+/// Environment variable overriding `[limits] shutdown_grace_ms`.
+pub const SHUTDOWN_GRACE_ENV: &str = "AMIMONO_SHUTDOWN_GRACE_MS";
+
+/// The drain time after SIGTERM: `AMIMONO_SHUTDOWN_GRACE_MS`, else the
+/// manifest's `shutdown_grace_ms`.
+fn shutdown_grace(app: &App) -> std::time::Duration {
+    std::env::var(SHUTDOWN_GRACE_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(
+            app.manifest.limits.shutdown_grace,
+            std::time::Duration::from_millis,
+        )
+}
+
+/// The store settings of the graph of entry `label`: its limits, its
+/// graph's WASI grants and the job's memory budget.
+fn settings_of(
+    app: &App,
+    label: &str,
+    graph: &crate::job::PreparedGraph,
+    budget: &Arc<MemoryBudget>,
+) -> StoreSettings {
     StoreSettings {
         limits: app
             .component(label)
             .map_or(app.manifest.limits, |c| c.spec.limits),
         wasi: graph.wasi.clone(),
+        budget: budget.clone(),
     }
 }
 
@@ -334,6 +480,56 @@ fn remote_targets(
     Ok(targets)
 }
 
+/// SIGINT and SIGTERM, as a stream: the first one starts draining, the
+/// second one stops at once.
+pub struct Signals {
+    #[cfg(unix)]
+    terminate: Option<tokio::sync::Mutex<tokio::signal::unix::Signal>>,
+}
+
+impl Default for Signals {
+    fn default() -> Self {
+        Signals::new()
+    }
+}
+
+impl Signals {
+    /// Starts listening (call before the first signal may come).
+    pub fn new() -> Signals {
+        Signals {
+            #[cfg(unix)]
+            terminate: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .ok()
+                .map(tokio::sync::Mutex::new),
+        }
+    }
+
+    /// Resolves at the next SIGINT or SIGTERM.
+    pub async fn next(&self) {
+        let ctrl_c = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        #[cfg(unix)]
+        let terminate = async {
+            match &self.terminate {
+                Some(signal) => {
+                    signal.lock().await.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {}
+            () = terminate => {}
+        }
+    }
+}
+
+/// Resolves at the first SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

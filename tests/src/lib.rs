@@ -52,13 +52,21 @@ pub fn hello_app() -> PathBuf {
     root().join("examples/hello")
 }
 
-/// A command running `amimono` with a private compile cache under `target/`.
+/// The cluster key every host a test starts gets (calls between jobs are
+/// authenticated); tests of authentication override or remove it.
+pub const TEST_CLUSTER_KEY: &str = "amimono-tests-cluster-key-0123456789abcdef";
+
+/// A command running `amimono` with a private compile cache under `target/`
+/// and the tests' cluster key.
 pub fn amimono() -> Command {
     let mut command = Command::new(amimono_bin());
     command
         .current_dir(root())
         .env_remove("AMIMONO_JOB")
         .env_remove("AMIMONO_BINDINGS")
+        .env_remove("AMIMONO_CLUSTER_KEY_FILE")
+        .env_remove("AMIMONO_INSECURE_NO_AUTH")
+        .env("AMIMONO_CLUSTER_KEY", TEST_CLUSTER_KEY)
         .env("NO_COLOR", "1");
     if std::env::var_os("AMIMONO_CACHE_DIR").is_none() {
         command.env("AMIMONO_CACHE_DIR", root().join("target/amimono-cache"));

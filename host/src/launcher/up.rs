@@ -23,8 +23,9 @@ use tokio::sync::mpsc;
 
 /// Log lines kept per job, to show when it dies.
 const KEPT_LINES: usize = 20;
-/// How long a child gets to stop after SIGTERM before it is killed.
-const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long a child gets beyond its own shutdown grace period to stop after
+/// SIGTERM before it is killed.
+const STOP_MARGIN: Duration = Duration::from_secs(2);
 
 /// What `amimono up` needs.
 #[derive(Debug, Clone)]
@@ -102,6 +103,7 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
         .map(|c| c.spec.label.clone())
         .collect();
     let exe = std::env::current_exe().context("finding the amimono executable")?;
+    let key = cluster_key_for_children()?;
     let (events, mut received) = mpsc::unbounded_channel();
     let mut children: BTreeMap<String, Child> = BTreeMap::new();
     for job in app.manifest.jobs.keys() {
@@ -111,6 +113,7 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
             &bindings_path,
             job,
             options.layout.as_deref(),
+            key.as_deref(),
             &events,
         )?;
         children.insert(job.clone(), child);
@@ -191,8 +194,21 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
             None => break 1,
         }
     };
-    stop_all(children).await;
-    Ok(status)
+    let grace = app.manifest.limits.shutdown_grace + STOP_MARGIN;
+    let stopped_cleanly = stop_all(children, grace).await;
+    Ok(if status == 0 && !stopped_cleanly { 1 } else { status })
+}
+
+/// The cluster key the jobs get: a new one per run, unless the environment
+/// already has one (or turns authentication off), which the children inherit.
+fn cluster_key_for_children() -> Result<Option<String>> {
+    use crate::remote::auth::{Authentication, ClusterKey};
+    match Authentication::from_environment()? {
+        Some(_) => Ok(None),
+        None => Ok(Some(
+            ClusterKey::generate().context("making a cluster key for the jobs")?,
+        )),
+    }
 }
 
 fn describe(status: std::process::ExitStatus) -> String {
@@ -218,9 +234,13 @@ fn spawn_job(
     bindings: &Path,
     job: &str,
     layout: Option<&str>,
+    key: Option<&str>,
     events: &mpsc::UnboundedSender<Event>,
 ) -> Result<Child> {
     let mut command = Command::new(exe);
+    if let Some(key) = key {
+        command.env(crate::remote::auth::KEY_ENV, key);
+    }
     match layout {
         Some(layout) => command.env("AMIMONO_LAYOUT", layout),
         None => command.env_remove("AMIMONO_LAYOUT"),
@@ -257,19 +277,36 @@ fn spawn_job(
     Ok(child)
 }
 
-/// Sends SIGTERM to every child, waits a grace period, then kills.
-async fn stop_all(children: BTreeMap<String, Child>) {
-    for (job, mut child) in children {
+/// Sends SIGTERM to every child at once (each drains), waits up to `grace`
+/// for all of them (a second Ctrl-C or SIGTERM cuts the wait short), then
+/// kills the rest. Whether every child exited 0 in time.
+async fn stop_all(children: BTreeMap<String, Child>, grace: Duration) -> bool {
+    for child in children.values() {
         if let Some(pid) = child.id() {
             terminate(pid);
         }
-        match tokio::time::timeout(STOP_GRACE, child.wait()).await {
-            Ok(Ok(status)) => tracing::debug!(job, %status, "job stopped"),
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    let signals = crate::run::Signals::new();
+    let mut clean = true;
+    for (job, mut child) in children {
+        let outcome = tokio::select! {
+            waited = tokio::time::timeout_at(deadline, child.wait()) => waited.ok(),
+            () = signals.next() => None,
+        };
+        match outcome {
+            Some(Ok(status)) => {
+                tracing::debug!(job, %status, "job stopped");
+                clean &= status.success();
+            }
             _ => {
+                tracing::warn!(job, "job did not stop in time: killed");
                 let _ = child.kill().await;
+                clean = false;
             }
         }
     }
+    clean
 }
 
 fn terminate(pid: u32) {

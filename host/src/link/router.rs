@@ -8,6 +8,7 @@ use super::LinkError;
 use crate::app::{App, InterfaceName};
 use crate::capabilities::Capability;
 use crate::placement::Placement;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// WASI packages the host implements, with wasmtime-wasi and wasmtime-wasi-http.
 pub const HOST_WASI_PACKAGES: &[&str] = &[
@@ -136,6 +137,37 @@ pub fn route(
             exporters: many.iter().map(|(label, _)| label.to_string()).collect(),
         }),
     }
+}
+
+/// The exports of `placement`'s components that components placed in other
+/// jobs call (every export when calls are forced over HTTP), by exporter:
+/// what this process's rpc listener may serve. Anything else, even an
+/// exported interface, is not callable from outside the process.
+pub fn served_to_other_jobs(
+    app: &App,
+    placement: &Placement,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let mut served: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (importer, component) in &app.components {
+        let importer_placement = if placement.runs(importer) {
+            placement.clone()
+        } else {
+            match Placement::for_job(app, &component.spec.job) {
+                Ok(p) => p,
+                Err(_) => continue,
+            }
+        };
+        for import in component.world.imports.iter().filter(|i| i.is_interface) {
+            if let Ok(Route::Remote {
+                exporter, export, ..
+            }) = route(app, &importer_placement, importer, &import.name)
+                && placement.runs(&exporter)
+            {
+                served.entry(exporter).or_default().insert(export);
+            }
+        }
+    }
+    served
 }
 
 /// Whether the host itself provides `name`.

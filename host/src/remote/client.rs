@@ -1,10 +1,16 @@
 //! The caller's side of a remote call: encodes the parameters, sends them to
 //! the callee's job over a pooled keep-alive HTTP/1.1 connection with the
-//! caller's revision and the remaining deadline, and decodes the results.
-//! Transport failures are retried only for functions the manifest marks
-//! idempotent.
+//! caller's revision, the remaining deadline and the call's MAC
+//! ([`super::auth`]), and decodes the results. Failures to reach the callee
+//! (transport errors, a callee too busy or shutting down) are retried only
+//! for functions the manifest marks idempotent, within the callee's retry
+//! budget and after a jittered backoff; a callee that keeps failing opens
+//! its circuit ([`super::resilience`]), and calls fail at once until a probe
+//! gets through.
 
+use super::auth::{self, Authentication, CallFields};
 use super::codec;
+use super::resilience::{Admission, CircuitBreaker, RetryBudget, backoff};
 use super::protocol::{
     CALL_PATH, CONTENT_TYPE, HEADER_CALLER, HEADER_DEADLINE_MS, HEADER_FUNCTION, HEADER_REVISION,
     MAX_BODY_BYTES, status,
@@ -20,8 +26,8 @@ use wasmtime::component::{Type, Val};
 /// Attempts of an idempotent call before giving up.
 const IDEMPOTENT_ATTEMPTS: u32 = 3;
 
-/// Where calls to one component go.
-#[derive(Debug, Clone)]
+/// Where calls to one component go, and how that callee has been answering.
+#[derive(Debug)]
 pub struct RemoteTarget {
     /// The callee's label.
     pub label: String,
@@ -30,6 +36,8 @@ pub struct RemoteTarget {
     /// Deadline of each call.
     pub timeout: Duration,
     uri: hyper::Uri,
+    breaker: CircuitBreaker,
+    retries: RetryBudget,
 }
 
 impl RemoteTarget {
@@ -49,7 +57,14 @@ impl RemoteTarget {
             base_url: base.to_string(),
             timeout,
             uri,
+            breaker: CircuitBreaker::new(label),
+            retries: RetryBudget::default(),
         })
+    }
+
+    /// Whether calls to this callee go out normally (its circuit is closed).
+    pub fn circuit_closed(&self) -> bool {
+        self.breaker.is_closed()
     }
 }
 
@@ -121,6 +136,16 @@ pub enum RemoteCallError {
         /// The callee's message.
         message: String,
     },
+    /// The callee kept failing: its circuit is open and the call was not sent.
+    #[error("remote call to {call} at {address} not sent: the callee failed repeatedly, its circuit is open for {} ms more", .retry_in.as_millis())]
+    CircuitOpen {
+        /// `<label>.<function>`.
+        call: String,
+        /// The callee job's base URL.
+        address: String,
+        /// Until the next probe.
+        retry_in: Duration,
+    },
     /// The values could not be encoded or the answer decoded.
     #[error("remote call to {call} at {address} failed: {detail}")]
     Protocol {
@@ -141,11 +166,13 @@ pub struct RemoteClient {
     http: Vec<Client<HttpConnector, Full<Bytes>>>,
     revision: String,
     caller: String,
+    authentication: Authentication,
 }
 
 impl RemoteClient {
-    /// A client for a host of `revision` running job `job`.
-    pub fn new(revision: &str, job: &str) -> RemoteClient {
+    /// A client for a host of `revision` running job `job`, signing its calls
+    /// per `authentication`.
+    pub fn new(revision: &str, job: &str, authentication: Authentication) -> RemoteClient {
         let pools = crate::serve::threads::per_core_count() + 1;
         let http = (0..pools)
             .map(|_| {
@@ -161,6 +188,7 @@ impl RemoteClient {
             http,
             revision: revision.to_string(),
             caller: job.to_string(),
+            authentication,
         }
     }
 
@@ -191,8 +219,16 @@ impl RemoteClient {
             .map_err(|e| protocol(format!("cannot encode the arguments: {e}")))?;
         let body = Bytes::from(body);
         let deadline = Instant::now() + target.timeout;
+        target.retries.record_call();
         let mut attempt = 1;
         loop {
+            if let Admission::Refused(retry_in) = target.breaker.admit(Instant::now()) {
+                return Err(RemoteCallError::CircuitOpen {
+                    call,
+                    address: address.to_string(),
+                    retry_in,
+                });
+            }
             let remaining = deadline.saturating_duration_since(Instant::now());
             let deadline_exceeded = || RemoteCallError::DeadlineExceeded {
                 call: call.clone(),
@@ -202,21 +238,54 @@ impl RemoteClient {
             if remaining.is_zero() {
                 return Err(deadline_exceeded());
             }
-            let request = hyper::Request::post(target.uri.clone())
+            let deadline_ms = remaining.as_millis().max(1).to_string();
+            let mut request = hyper::Request::post(target.uri.clone())
                 .header(HEADER_REVISION, &self.revision)
                 .header(HEADER_FUNCTION, &function.qualified)
-                .header(HEADER_DEADLINE_MS, remaining.as_millis().max(1).to_string())
+                .header(HEADER_DEADLINE_MS, &deadline_ms)
                 .header(HEADER_CALLER, &self.caller)
-                .header(hyper::header::CONTENT_TYPE, CONTENT_TYPE)
+                .header(hyper::header::CONTENT_TYPE, CONTENT_TYPE);
+            if let Authentication::Key(key) = &self.authentication {
+                let fields = CallFields {
+                    revision: &self.revision,
+                    label: &target.label,
+                    function: &function.qualified,
+                    deadline_ms: &deadline_ms,
+                    caller: &self.caller,
+                };
+                request = request.header(auth::HEADER_AUTH, auth::sign(key, &fields, &body));
+            }
+            let request = request
                 .body(Full::new(body.clone()))
                 .map_err(|e| protocol(format!("cannot build the request: {e}")))?;
+            // May this failure be retried (the call is idempotent, time and
+            // the callee's retry budget allow)? Sleeps the backoff if so.
+            let retry = |attempt: u32| {
+                let may = function.idempotent
+                    && attempt < IDEMPOTENT_ATTEMPTS
+                    && target.retries.try_retry();
+                async move {
+                    if !may {
+                        return false;
+                    }
+                    let pause = backoff(attempt);
+                    if Instant::now() + pause >= deadline {
+                        return false;
+                    }
+                    tokio::time::sleep(pause).await;
+                    true
+                }
+            };
             let response = match tokio::time::timeout(remaining, self.pool().request(request)).await
             {
-                Err(_) => return Err(deadline_exceeded()),
+                Err(_) => {
+                    target.breaker.failed(Instant::now());
+                    return Err(deadline_exceeded());
+                }
                 Ok(Err(e)) => {
-                    if function.idempotent && attempt < IDEMPOTENT_ATTEMPTS {
-                        tracing::debug!(%call, attempt, error = %e, "retrying idempotent remote call");
-                        tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                    target.breaker.failed(Instant::now());
+                    if retry(attempt).await {
+                        tracing::debug!(%call, attempt, error = %error_chain(&e), "retrying idempotent remote call");
                         attempt += 1;
                         continue;
                     }
@@ -241,8 +310,12 @@ impl RemoteClient {
             )
             .await;
             let bytes = match collected {
-                Err(_) => return Err(deadline_exceeded()),
+                Err(_) => {
+                    target.breaker.failed(Instant::now());
+                    return Err(deadline_exceeded());
+                }
                 Ok(Err(e)) => {
+                    target.breaker.failed(Instant::now());
                     return Err(RemoteCallError::Transport {
                         call,
                         address: address.to_string(),
@@ -251,6 +324,18 @@ impl RemoteClient {
                 }
                 Ok(Ok(collected)) => collected.to_bytes(),
             };
+            if code == status::UNAVAILABLE {
+                // Refused before it ran (busy, shutting down): safe to retry
+                // an idempotent call, and a sign of a struggling callee.
+                target.breaker.failed(Instant::now());
+                if retry(attempt).await {
+                    tracing::debug!(%call, attempt, "retrying idempotent remote call refused by a busy callee");
+                    attempt += 1;
+                    continue;
+                }
+            } else {
+                target.breaker.succeeded();
+            }
             return match code {
                 200 => {
                     let values = codec::decode_values(&bytes, &function.results)
@@ -274,6 +359,12 @@ impl RemoteClient {
                     callee_revision,
                 }),
                 status::DEADLINE_EXCEEDED => Err(deadline_exceeded()),
+                status::UNAUTHENTICATED => Err(RemoteCallError::Callee {
+                    call,
+                    address: address.to_string(),
+                    status: code,
+                    message: "the callee refused the call as unauthenticated: every job of a deployment needs the same cluster key (AMIMONO_CLUSTER_KEY)".to_string(),
+                }),
                 status => Err(RemoteCallError::Callee {
                     call,
                     address: address.to_string(),

@@ -7,8 +7,6 @@
 //! the results encoded the same way, or an error status with a plain-text
 //! message.
 
-use std::time::Duration;
-
 /// Path prefix of a call; the callee's label follows.
 pub const CALL_PATH: &str = "/amimono/v1/call/";
 /// The caller's app revision (required). A callee of another revision answers 409.
@@ -23,13 +21,13 @@ pub const HEADER_CALLER: &str = "amimono-caller";
 pub const CONTENT_TYPE: &str = "application/vnd.amimono.values";
 /// Largest request or response body accepted.
 pub const MAX_BODY_BYTES: usize = 64 << 20;
-/// Deadline a callee applies when the request carries none.
-pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(300);
 
 /// Status codes of the protocol, besides 200.
 pub mod status {
     /// The request is malformed: missing header, undecodable body.
     pub const MALFORMED: u16 = 400;
+    /// The call's `amimono-auth` MAC is missing, forged, stale or replayed.
+    pub const UNAUTHENTICATED: u16 = 401;
     /// No such component in the callee's job, or no such function.
     pub const NOT_FOUND: u16 = 404;
     /// Caller and callee run different revisions.
@@ -38,6 +36,9 @@ pub mod status {
     pub const TOO_LARGE: u16 = 413;
     /// The callee trapped while running the function.
     pub const CALLEE_FAILED: u16 = 500;
+    /// The callee refused the call before running it: no instance free,
+    /// memory budget used up, or shutting down. Safe to retry.
+    pub const UNAVAILABLE: u16 = 503;
     /// The callee stopped the call when the deadline passed.
     pub const DEADLINE_EXCEEDED: u16 = 504;
 }

@@ -1,23 +1,31 @@
 //! The accept loop every listener of a job shares: keep-alive HTTP/1.1 with
-//! the job's header limits and header-read timeout, one task per connection,
-//! each connection served on one of the job's [`ServingThreads`].
+//! the job's header limits and header-read timeout, writes that may not stall
+//! longer than the send timeout ([`TimedIo`]), at most `max_connections`
+//! connections at once, one task per connection, each served on one of the
+//! job's [`ServingThreads`]. On [`Drain::begin`] the loop stops accepting
+//! (the socket closes) and each connection closes after its request in
+//! flight.
 
+use super::drain::Drain;
 use super::threads::ServingThreads;
+use super::timed_io::TimedIo;
 use crate::limits::Limits;
 use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::net::TcpListener;
 
-/// Accepts connections on `listener` forever, answering each request with
-/// `answer`. `what` names the listener in logs.
+/// Accepts connections on `listener` until `drain` begins, answering each
+/// request with `answer`. `what` names the listener in logs.
 pub async fn accept_loop<A, F, B>(
     listener: TcpListener,
     threads: Arc<ServingThreads>,
     limits: Limits,
     what: String,
+    drain: Drain,
     answer: A,
 ) where
     A: Fn(hyper::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
@@ -26,8 +34,15 @@ pub async fn accept_loop<A, F, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let open = Arc::new(AtomicUsize::new(0));
+    let refused = AtomicU64::new(0);
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            biased;
+            () = drain.stopping() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!(listener = %what, error = %e, "accept failed");
@@ -35,6 +50,15 @@ pub async fn accept_loop<A, F, B>(
                 continue;
             }
         };
+        if open.load(Ordering::Acquire) >= limits.max_connections {
+            // Closed at once; logged for the first and then every 1000th.
+            let count = refused.fetch_add(1, Ordering::Relaxed);
+            if count % 1000 == 0 {
+                tracing::warn!(listener = %what, %peer, max_connections = limits.max_connections, refused = count + 1, "connection refused: the listener serves max_connections already");
+            }
+            drop(stream);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         // The stream moves to the serving thread's own reactor.
         let stream = match stream.into_std() {
@@ -44,8 +68,11 @@ pub async fn accept_loop<A, F, B>(
                 continue;
             }
         };
+        let counted = OpenConnection::new(&open);
         let answer = answer.clone();
-        threads.spawn(async move {
+        let connection_drain = drain.clone();
+        threads.spawn(drain.track(async move {
+            let _counted = counted;
             let stream = match tokio::net::TcpStream::from_std(stream) {
                 Ok(stream) => stream,
                 Err(e) => {
@@ -63,12 +90,36 @@ pub async fn accept_loop<A, F, B>(
                 .max_headers(limits.max_headers)
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout);
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            let io = TimedIo::new(TokioIo::new(stream), limits.send_timeout);
+            let connection = builder.serve_connection(io, service);
+            tokio::pin!(connection);
+            let outcome = tokio::select! {
+                outcome = connection.as_mut() => outcome,
+                () = connection_drain.stopping() => {
+                    // Finish the request in flight, then close.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = outcome {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-        });
+        }));
+    }
+}
+
+/// One open connection of a listener, counted until dropped.
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl OpenConnection {
+    fn new(open: &Arc<AtomicUsize>) -> OpenConnection {
+        open.fetch_add(1, Ordering::AcqRel);
+        OpenConnection(open.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }

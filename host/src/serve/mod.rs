@@ -1,9 +1,18 @@
 //! Serving a running job: HTTP-bound components, each on its own listener
 //! ([`http`]), `rpc` components to other jobs ([`rpc`]), and workers
-//! ([`worker`]).
+//! ([`worker`]); the accept loop they share ([`listener`], [`timed_io`],
+//! [`threads`]), what bounds each request ([`body`], [`slots`],
+//! [`budget`]), the answers the host makes itself ([`reply`]) and draining
+//! on shutdown ([`drain`]).
 
+pub mod body;
+pub mod budget;
+pub mod drain;
 pub mod http;
 pub mod listener;
+pub mod reply;
 pub mod rpc;
+pub mod slots;
 pub mod threads;
+pub mod timed_io;
 pub mod worker;

@@ -1,29 +1,43 @@
 //! Serving a job's `rpc` components to other jobs: `POST
 //! /amimono/v1/call/<label>` (see [`crate::remote::protocol`] and
 //! `docs/protocol.md`). Components sharing an address share a listener and
-//! are told apart by label. Each call gets a fresh instance of the
-//! component's graph, like an HTTP request; the caller's revision must equal
-//! this host's (else 409), and the caller's deadline stops the call.
+//! are told apart by label.
+//!
+//! Each call, in order: the `amimono-auth` MAC is checked before anything
+//! else ([`crate::remote::auth`]; 401 and no detail otherwise — not even
+//! the revision); the caller's revision must equal this host's (409); only
+//! functions that components of other jobs import are callable (404); the
+//! deadline is the smaller of the caller's and the callee's own
+//! (`call_timeout_ms`, `request_timeout_ms`); a declared body above the cap
+//! is refused before it is read (413), the body is read within the body
+//! timeout and the job's memory budget, and must match its signed digest;
+//! then an instance slot (503 when none frees up) and a fresh instance of
+//! the component's graph run the call.
 
+use super::body::{self, BodyError};
+use super::drain::Drain;
+use super::listener::accept_loop;
+use super::reply::RequestId;
+use super::slots::InstanceSlots;
+use super::threads::ServingThreads;
 use crate::host_state::{HostState, StoreSettings, new_store};
 use crate::limits::Limits;
+use crate::remote::auth::{self, Authentication, CallFields, ReplayGuard};
 use crate::remote::codec;
 use crate::remote::protocol::{
-    CALL_PATH, CONTENT_TYPE, DEFAULT_DEADLINE, HEADER_CALLER, HEADER_DEADLINE_MS, HEADER_FUNCTION,
+    CALL_PATH, CONTENT_TYPE, HEADER_CALLER, HEADER_DEADLINE_MS, HEADER_FUNCTION,
     HEADER_REVISION, MAX_BODY_BYTES, status,
 };
-use crate::serve::listener::accept_loop;
-use crate::serve::threads::ServingThreads;
 use crate::warm::{Factory, Warm};
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use std::collections::{BTreeMap, HashMap};
+use http_body_util::Full;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, ComponentExportIndex, Instance, InstancePre, Type, Val};
 
@@ -39,24 +53,34 @@ struct RpcFunction {
 pub struct RpcComponent {
     label: String,
     instances: Arc<Warm<Instance>>,
+    /// Functions other jobs may call, by `<interface>#<function>`.
     functions: HashMap<String, RpcFunction>,
-    gate: Arc<Semaphore>,
+    slots: InstanceSlots,
+    /// The callee's own bound on a call: `min(call_timeout_ms, request_timeout_ms)`.
+    own_deadline: Duration,
+    limits: Limits,
+    settings: StoreSettings,
 }
 
 impl RpcComponent {
-    /// Indexes every exported function of the graph of `label`
-    /// (`<interface>#<function>`) and starts keeping spare instances of it
-    /// (inside a tokio runtime).
+    /// Indexes the functions of the graph of `label` that other jobs call —
+    /// those of the exports in `callable` — and starts keeping spare
+    /// instances of it (inside a tokio runtime). `call_timeout` is the
+    /// component's `call_timeout_ms`.
     pub fn new(
         label: &str,
         component: &Component,
         pre: InstancePre<HostState>,
         exports: &[crate::app::ItemShape],
+        callable: &BTreeSet<String>,
+        call_timeout: Duration,
         settings: StoreSettings,
-        gate: Arc<Semaphore>,
     ) -> Result<Self> {
         let mut functions = HashMap::new();
-        for export in exports.iter().filter(|e| e.is_interface) {
+        for export in exports
+            .iter()
+            .filter(|e| e.is_interface && callable.contains(&e.name))
+        {
             let Some((_, interface)) = component.get_export(None, &export.name) else {
                 continue;
             };
@@ -79,20 +103,25 @@ impl RpcComponent {
                 );
             }
         }
+        let for_instances = settings.clone();
         let factory: Factory<Instance> = Arc::new(move || {
             let pre = pre.clone();
-            let settings = settings.clone();
+            let settings = for_instances.clone();
             Box::pin(async move {
                 let mut store = new_store(pre.engine(), &settings);
                 let instance = pre.instantiate_async(&mut store).await.anyhow()?;
                 Ok((store, instance))
             })
         });
+        let limits = settings.limits;
         Ok(RpcComponent {
             label: label.to_string(),
             instances: Warm::new(label, factory),
             functions,
-            gate,
+            slots: InstanceSlots::new(&limits),
+            own_deadline: call_timeout.min(limits.request_timeout),
+            limits,
+            settings,
         })
     }
 }
@@ -102,12 +131,22 @@ pub struct RpcServer {
     revision: String,
     components: BTreeMap<String, Arc<RpcComponent>>,
     limits: Limits,
+    authentication: Authentication,
+    replay: ReplayGuard,
+    refusals: AtomicU64,
+    drain: Drain,
 }
 
 impl RpcServer {
-    /// A server for `components`, answering only callers of `revision`,
-    /// with the job's header limits.
-    pub fn new(revision: &str, components: Vec<RpcComponent>, limits: Limits) -> Self {
+    /// A server for `components`, answering only callers of `revision`
+    /// that authenticate per `authentication`, with the job's listener limits.
+    pub fn new(
+        revision: &str,
+        components: Vec<RpcComponent>,
+        limits: Limits,
+        authentication: Authentication,
+        drain: Drain,
+    ) -> Self {
         RpcServer {
             revision: revision.to_string(),
             limits,
@@ -115,6 +154,10 @@ impl RpcServer {
                 .into_iter()
                 .map(|c| (c.label.clone(), Arc::new(c)))
                 .collect(),
+            authentication,
+            replay: ReplayGuard::default(),
+            refusals: AtomicU64::new(0),
+            drain,
         }
     }
 
@@ -124,11 +167,17 @@ impl RpcServer {
     }
 }
 
-/// Accepts connections on `listener` forever, serving them on `threads`.
-pub async fn serve(listener: TcpListener, server: Arc<RpcServer>, threads: Arc<ServingThreads>) {
+/// Accepts connections on `listener` until the drain begins, serving them
+/// on `threads`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    server: Arc<RpcServer>,
+    threads: Arc<ServingThreads>,
+) {
     let limits = server.limits;
     let what = format!("rpc: {}", server.labels().join(", "));
-    accept_loop(listener, threads, limits, what, move |request| {
+    let drain = server.drain.clone();
+    accept_loop(listener, threads, limits, what, drain, move |request| {
         let server = server.clone();
         async move { handle(&server, request).await }
     })
@@ -137,18 +186,24 @@ pub async fn serve(listener: TcpListener, server: Arc<RpcServer>, threads: Arc<S
 
 type Response = hyper::Response<Full<Bytes>>;
 
+/// An answer to an authenticated caller: it carries this host's revision.
 fn reply(server: &RpcServer, status: u16, content_type: &'static str, body: Bytes) -> Response {
+    let mut response = bare(status, content_type, body);
+    if let Ok(revision) = hyper::header::HeaderValue::from_str(&server.revision) {
+        response.headers_mut().insert(HEADER_REVISION, revision);
+    }
+    response
+}
+
+/// An answer that says nothing about this host.
+fn bare(status: u16, content_type: &'static str, body: Bytes) -> Response {
     let mut response = hyper::Response::new(Full::new(body));
     *response.status_mut() =
         hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    let headers = response.headers_mut();
-    headers.insert(
+    response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static(content_type),
     );
-    if let Ok(revision) = hyper::header::HeaderValue::from_str(&server.revision) {
-        headers.insert(HEADER_REVISION, revision);
-    }
     response
 }
 
@@ -161,41 +216,74 @@ fn error(server: &RpcServer, status: u16, message: String) -> Response {
     )
 }
 
+fn unauthenticated() -> Response {
+    bare(
+        status::UNAUTHENTICATED,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(b"unauthenticated\n"),
+    )
+}
+
 fn header<'a>(request: &'a hyper::Request<hyper::body::Incoming>, name: &str) -> Option<&'a str> {
     request.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 async fn handle(server: &RpcServer, request: hyper::Request<hyper::body::Incoming>) -> Response {
+    let id = RequestId::new();
+    let started = Instant::now();
     let path = request.uri().path().to_string();
     let Some(label) = path.strip_prefix(CALL_PATH).filter(|l| !l.is_empty()) else {
-        return error(
-            server,
+        return bare(
             status::NOT_FOUND,
-            format!("not an amimono call: expected POST {CALL_PATH}<label>, got {path}"),
+            "text/plain; charset=utf-8",
+            Bytes::from_static(b"not found\n"),
         );
     };
     if request.method() != hyper::Method::POST {
-        return error(
-            server,
+        return bare(
             405,
-            format!("amimono calls use POST, not {}", request.method()),
+            "text/plain; charset=utf-8",
+            Bytes::from_static(b"amimono calls use POST\n"),
         );
     }
-    let Some(revision) = header(&request, HEADER_REVISION) else {
+    let fields = CallFields {
+        revision: header(&request, HEADER_REVISION).unwrap_or(""),
+        label,
+        function: header(&request, HEADER_FUNCTION).unwrap_or(""),
+        deadline_ms: header(&request, HEADER_DEADLINE_MS).unwrap_or(""),
+        caller: header(&request, HEADER_CALLER).unwrap_or(""),
+    };
+    let verified = match &server.authentication {
+        Authentication::Disabled => None,
+        Authentication::Key(key) => {
+            match auth::verify(key, &fields, header(&request, auth::HEADER_AUTH), &server.replay) {
+                Ok(verified) => Some(verified),
+                Err(e) => {
+                    // Sampled: a flood of forged calls must not flood the log.
+                    let count = server.refusals.fetch_add(1, Ordering::Relaxed);
+                    if count < 10 || count % 1000 == 0 {
+                        tracing::warn!(request_id = %id, component = label, reason = %e, refused = count + 1, "refused an unauthenticated call");
+                    }
+                    return unauthenticated();
+                }
+            }
+        }
+    };
+    if fields.revision.is_empty() {
         return error(
             server,
             status::MALFORMED,
             format!("malformed RPC request: the `{HEADER_REVISION}` header is missing"),
         );
-    };
-    if revision != server.revision {
-        tracing::warn!(caller_revision = revision, revision = %server.revision, component = label, "refused a call from another revision");
+    }
+    if fields.revision != server.revision {
+        tracing::warn!(caller_revision = fields.revision, revision = %server.revision, component = label, "refused a call from another revision");
         return error(
             server,
             status::REVISION_MISMATCH,
             format!(
-                "revision mismatch: the caller runs revision {revision}, this host runs revision {}",
-                server.revision
+                "revision mismatch: the caller runs revision {}, this host runs revision {}",
+                fields.revision, server.revision
             ),
         );
     }
@@ -203,153 +291,189 @@ async fn handle(server: &RpcServer, request: hyper::Request<hyper::body::Incomin
         return error(
             server,
             status::NOT_FOUND,
-            format!(
-                "this job does not serve component `{label}` (it serves: {})",
-                server.labels().join(", ")
-            ),
+            format!("this job does not serve component `{label}` to other jobs"),
         );
     };
-    let Some(function_name) = header(&request, HEADER_FUNCTION) else {
+    if fields.function.is_empty() {
         return error(
             server,
             status::MALFORMED,
             format!("malformed RPC request: the `{HEADER_FUNCTION}` header is missing"),
         );
-    };
-    let Some(function) = component.functions.get(function_name) else {
-        let mut known: Vec<&str> = component.functions.keys().map(String::as_str).collect();
-        known.sort_unstable();
+    }
+    let Some(function) = component.functions.get(fields.function) else {
         return error(
             server,
             status::NOT_FOUND,
             format!(
-                "component `{label}` exports no function `{function_name}` (it exports: {})",
-                known.join(", ")
+                "component `{label}` serves no function `{}` to other jobs",
+                fields.function
             ),
         );
     };
-    let deadline = match header(&request, HEADER_DEADLINE_MS).map(str::parse::<u64>) {
-        None => DEFAULT_DEADLINE,
-        Some(Ok(ms)) => Duration::from_millis(ms),
-        Some(Err(_)) => {
-            return error(
-                server,
-                status::MALFORMED,
-                format!(
-                    "malformed RPC request: `{HEADER_DEADLINE_MS}` is not a number of milliseconds"
-                ),
-            );
-        }
-    };
-    let caller = header(&request, HEADER_CALLER)
-        .unwrap_or("unknown")
-        .to_string();
-    let body = match Limited::new(request.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
-        Ok(body) => body.to_bytes(),
-        Err(e) => {
-            let too_large = e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some();
-            return if too_large {
-                error(
-                    server,
-                    status::TOO_LARGE,
-                    format!("the request body exceeds {MAX_BODY_BYTES} bytes"),
-                )
-            } else {
-                error(
+    let asked = match fields.deadline_ms {
+        "" => None,
+        ms => match ms.parse::<u64>() {
+            Ok(ms) => Some(Duration::from_millis(ms)),
+            Err(_) => {
+                return error(
                     server,
                     status::MALFORMED,
+                    format!(
+                        "malformed RPC request: `{HEADER_DEADLINE_MS}` is not a number of milliseconds"
+                    ),
+                );
+            }
+        },
+    };
+    // The callee's own bound caps whatever the caller asks for.
+    let allowed = asked.map_or(component.own_deadline, |d| d.min(component.own_deadline));
+    let deadline = started + allowed;
+    let caller = fields.caller.to_string();
+    let function_name = function.name.clone();
+    if server.drain.is_stopping() {
+        return error(
+            server,
+            status::UNAVAILABLE,
+            "the callee's job is shutting down".into(),
+        );
+    }
+    let declared = body::declared_length(request.headers());
+    let body_until = deadline.min(started + component.limits.body_timeout);
+    let read = body::read(
+        request.into_body(),
+        declared,
+        MAX_BODY_BYTES as u64,
+        body_until,
+        &component.settings.budget,
+    )
+    .await;
+    let read = match read {
+        Ok(read) => read,
+        Err(e) => {
+            let (code, message) = match &e {
+                BodyError::TooLarge { .. } => (
+                    status::TOO_LARGE,
+                    format!("the request body exceeds {MAX_BODY_BYTES} bytes"),
+                ),
+                BodyError::TimedOut { .. } => (
+                    status::MALFORMED,
+                    "the request body did not arrive in time".to_string(),
+                ),
+                BodyError::OverBudget => (
+                    status::UNAVAILABLE,
+                    "the callee's memory budget cannot hold the request body now".to_string(),
+                ),
+                BodyError::Client(e) => (
+                    status::MALFORMED,
                     format!("malformed RPC request: cannot read the body: {e}"),
-                )
+                ),
             };
+            tracing::info!(request_id = %id, component = %label, function = %function_name, %caller, error = %e, "remote call refused before it ran");
+            return error(server, code, message);
         }
     };
-    let params = match codec::decode_values(&body, &function.params) {
+    if let Some(verified) = &verified
+        && let Err(e) = verified.check_body(&read.bytes)
+    {
+        tracing::warn!(request_id = %id, component = label, reason = %e, "refused an unauthenticated call");
+        return unauthenticated();
+    }
+    let params = match codec::decode_values(&read.bytes, &function.params) {
         Ok(params) => params,
         Err(e) => {
             return error(
                 server,
                 status::MALFORMED,
-                format!("malformed RPC request for `{label}.{}`: {e}", function.name),
+                format!("malformed RPC request for `{label}.{function_name}`: {e}"),
             );
         }
     };
-    match tokio::time::timeout(deadline, invoke(component, function, &params)).await {
+    // The arguments are decoded: the raw bytes are no longer needed.
+    drop(read);
+    let permit = match component.slots.acquire(deadline).await {
+        Ok(permit) => permit,
+        Err(e) => {
+            tracing::warn!(request_id = %id, component = %label, function = %function_name, %caller, error = %e, "remote call refused: no instance of the component is free");
+            return error(
+                server,
+                status::UNAVAILABLE,
+                format!("`{label}` is busy: {e}"),
+            );
+        }
+    };
+    let outcome =
+        tokio::time::timeout_at(deadline, invoke(component, function, &params)).await;
+    drop(permit);
+    match outcome {
         Err(_) => {
-            tracing::warn!(component = %label, function = %function.name, %caller, ms = deadline.as_millis() as u64, "remote call stopped at its deadline");
+            tracing::warn!(request_id = %id, component = %label, function = %function_name, %caller, ms = allowed.as_millis() as u64, "remote call stopped at its deadline");
             error(
                 server,
                 status::DEADLINE_EXCEEDED,
                 format!(
-                    "`{label}.{}` did not finish within the caller's deadline of {} ms",
-                    function.name,
-                    deadline.as_millis()
+                    "`{label}.{function_name}` did not finish within its deadline of {} ms",
+                    allowed.as_millis()
                 ),
             )
         }
         Ok(Err(e)) => {
-            tracing::error!(component = %label, function = %function.name, %caller, error = %format!("{e:#}"), "remote call failed");
+            tracing::error!(request_id = %id, component = %label, function = %function_name, %caller, error = %format!("{e:#}"), "remote call failed");
             error(
                 server,
                 status::CALLEE_FAILED,
-                format!(
-                    "component `{label}` failed in `{}`: {}",
-                    function.name,
-                    e.root_cause()
-                ),
+                format!("component `{label}` failed in `{function_name}` (request id {id})"),
             )
         }
         Ok(Ok(results)) => {
             let mut out = Vec::with_capacity(64);
             match codec::encode_values(&results, &function.results, &mut out) {
                 Ok(()) => reply(server, 200, CONTENT_TYPE, Bytes::from(out)),
-                Err(e) => error(
-                    server,
-                    status::CALLEE_FAILED,
-                    format!(
-                        "cannot encode the results of `{label}.{}`: {e}",
-                        function.name
-                    ),
-                ),
+                Err(e) => {
+                    tracing::error!(request_id = %id, component = %label, function = %function_name, error = %e, "cannot encode the results of a remote call");
+                    error(
+                        server,
+                        status::CALLEE_FAILED,
+                        format!(
+                            "cannot encode the results of `{label}.{function_name}` (request id {id})"
+                        ),
+                    )
+                }
             }
         }
     }
 }
 
-/// Runs one call in a fresh instance of the component's graph.
+/// Runs one call in a fresh instance of the component's graph. Dropping the
+/// future (deadline, or the caller went away) drops the instance.
 async fn invoke(
     component: &RpcComponent,
     function: &RpcFunction,
     params: &[Val],
 ) -> Result<Vec<Val>> {
-    let permit = component
-        .gate
-        .clone()
-        .acquire_owned()
-        .await
-        .context("the instance gate is closed")?;
     let (mut store, instance) = component
         .instances
         .take()
         .await
         .with_context(|| format!("instantiating the graph of `{}`", component.label))?;
+    let _replenish = Replenish(component.instances.clone());
     let func = instance
         .get_func(&mut store, function.index)
         .with_context(|| format!("`{}` is not a function", function.name))?;
     let mut results = vec![Val::Bool(false); function.results.len()];
     let outcome = func.call_async(&mut store, params, &mut results).await;
-    // Tearing the instance down and making the next spare run once this
-    // task yields, i.e. after the answer is written.
-    let instances = component.instances.clone();
-    tokio::spawn(async move {
-        drop(store);
-        drop(permit);
-        instances.replenish();
-    });
+    // Tearing the instance down runs once this task yields, i.e. after the
+    // answer is written.
+    tokio::spawn(async move { drop(store) });
     outcome.anyhow()?;
     Ok(results)
+}
+
+/// Makes the next spare once a call is done with its instance.
+struct Replenish(Arc<Warm<Instance>>);
+
+impl Drop for Replenish {
+    fn drop(&mut self) {
+        self.0.replenish();
+    }
 }
