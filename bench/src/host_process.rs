@@ -14,6 +14,10 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// The cluster key of the hosts the benchmarks start (their calls between
+/// jobs are authenticated, as in production).
+pub const BENCH_CLUSTER_KEY: &str = "amimono-bench-cluster-key-0123456789abcdef";
+
 /// How long a host may take to start (compiling a large graph included).
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -32,7 +36,8 @@ impl HostProcess {
     /// Starts `amimono run <app>` with `env` (`RUST_LOG` defaults to `info`,
     /// needed for the "job running" line) and waits until it runs and has
     /// printed the URL of each of `expect_urls` (labels of HTTP components).
-    /// `name` names it in errors and forwarded warnings.
+    /// `name` names it in errors and forwarded warnings. Every host gets
+    /// [`BENCH_CLUSTER_KEY`].
     pub fn start(
         root: &Path,
         name: &str,
@@ -46,6 +51,7 @@ impl HostProcess {
             .arg("run")
             .arg(app)
             .env("RUST_LOG", "info")
+            .env(amimono::remote::auth::KEY_ENV, BENCH_CLUSTER_KEY)
             .env_remove("AMIMONO_LAYOUT")
             .env_remove("AMIMONO_BINDINGS")
             .env_remove("AMIMONO_FORCE_REMOTE");
@@ -156,25 +162,24 @@ pub fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`
+/// (counted in clock ticks, usually 10 ms: a short burst reads as 0).
 pub fn cpu_seconds(pid: u32) -> Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces) start at field 3.
-    let after = stat
-        .rsplit_once(") ")
-        .map(|(_, rest)| rest)
-        .with_context(|| format!("parsing /proc/{pid}/stat"))?;
+    let ticks = cpu_ticks_of(&stat).with_context(|| format!("parsing /proc/{pid}/stat"))?;
+    Ok(ticks as f64 / clock_ticks_per_second())
+}
+
+/// utime + stime, in clock ticks, of a `/proc/<pid>/stat` line.
+fn cpu_ticks_of(stat: &str) -> Option<u64> {
+    // Fields after the command name (which may hold spaces and parentheses)
+    // start at field 3.
+    let (_, after) = stat.rsplit_once(") ")?;
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| -> Result<f64> {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .with_context(|| format!("parsing /proc/{pid}/stat"))
-    };
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
     // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 here.
-    let per_second = clock_ticks_per_second();
-    Ok((ticks(11)? + ticks(12)?) / per_second)
+    ticks(11)?.checked_add(ticks(12)?)
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -195,11 +200,29 @@ mod tests {
     }
 
     #[test]
-    fn this_process_has_used_some_cpu() {
+    fn cpu_ticks_are_read_past_a_command_name_with_spaces() {
+        // A real line's shape; the name holds ") " to fool a naive split.
+        let line = "4242 (amimono run) x) S 1 4242 4242 0 -1 4194560 2000 0 0 0 \
+                    137 42 0 0 20 0 9 0 12345 1000000 500 18446744073709551615 \
+                    1 1 0 0 0 0 0 4096 17475 0 0 0 17 1 0 0 0 0 0\n";
+        assert_eq!(cpu_ticks_of(line), Some(137 + 42));
+        assert_eq!(cpu_ticks_of("4242 (short) S 1 2 3"), None);
+        assert_eq!(cpu_ticks_of("no parenthesis"), None);
+    }
+
+    #[test]
+    fn this_process_cpu_time_grows_while_it_spins() {
+        // The reading moves in whole ticks (10 ms): spin until it changes,
+        // however loaded the machine, within a generous bound.
+        let pid = std::process::id();
+        let before = cpu_seconds(pid).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
         let mut x = 0u64;
-        for i in 0..20_000_000u64 {
-            x = std::hint::black_box(x.wrapping_add(i));
+        while cpu_seconds(pid).unwrap() <= before {
+            assert!(Instant::now() < deadline, "CPU time stayed at {before} s");
+            for i in 0..1_000_000u64 {
+                x = std::hint::black_box(x.wrapping_add(i));
+            }
         }
-        assert!(cpu_seconds(std::process::id()).unwrap() > 0.0);
     }
 }
