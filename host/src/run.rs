@@ -275,13 +275,17 @@ pub async fn run(
     for (labels, listener) in rpc_listeners {
         let mut components = Vec::new();
         for label in &labels {
+            // A component no other job imports serves nothing: it gets no
+            // instances here (its listener answers 404 for it).
+            let Some(callable) = served_rpc.get(label) else {
+                continue;
+            };
             let graph = prepare(label)?;
             let exports = app
                 .component(label)
                 .map(|c| c.world.exports.clone())
                 .unwrap_or_default();
             let settings = settings_of(app, label, &graph, &budget);
-            let callable = served_rpc.get(label).cloned().unwrap_or_default();
             let call_timeout = app
                 .component(label)
                 .and_then(|c| c.spec.call_timeout)
@@ -291,7 +295,7 @@ pub async fn run(
                 &graph.component,
                 graph.pre,
                 &exports,
-                &callable,
+                callable,
                 call_timeout,
                 settings,
             )?);

@@ -1,6 +1,6 @@
 //! Bad input gets a clear error naming the thing at fault, never a panic.
 
-use amimono_tests::{run_amimono, temp_app, texts};
+use amimono_tests::{free_port, run_amimono, temp_app, texts};
 
 /// Runs `amimono call` on a temporary app and returns (exit code, stderr).
 fn call_in(app: &tempfile::TempDir, args: &[&str]) -> (Option<i32>, String, String) {
@@ -68,6 +68,36 @@ fn manifest_rules_are_all_reported_at_once() {
 }
 
 #[test]
+fn schema_problems_in_several_tables_are_all_reported_at_once() {
+    // Unknown keys in three tables and a value of the wrong type in a fourth.
+    let app = temp_app(
+        "[app]\nname = \"x\"\nversion = \"1\"\n\n[components.a]\nsource = \"a.wasm\"\nport = 8080\n\n[components.b]\nsource = \"b.wasm\"\ncall_timeout_ms = \"soon\"\n\n[jobs.one]\ncomponents = [\"a\", \"b\"]\ncolor = \"red\"\n",
+    );
+    let (code, err) = run_local(&app);
+    assert_clean_failure(code, &err);
+    assert!(err.contains("invalid manifest (4 problems)"), "{err}");
+    assert!(
+        err.contains(
+            "amimono.toml:3:1: unknown field `version`, expected `name` or `call_timeout_ms`"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("amimono.toml:7:1: unknown field `port`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("amimono.toml:11:19: invalid type: string \"soon\", expected u64"),
+        "{err}"
+    );
+    assert!(
+        err.contains("amimono.toml:15:1: unknown field `color`, expected `components`"),
+        "{err}"
+    );
+    assert!(err.contains("11 | call_timeout_ms = \"soon\""), "{err}");
+}
+
+#[test]
 fn missing_manifest_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_amimono(
@@ -78,6 +108,8 @@ fn missing_manifest_is_named() {
     assert_clean_failure(out.status.code(), &err);
     assert!(err.contains("cannot read manifest"), "{err}");
     assert!(err.contains("amimono.toml"), "{err}");
+    // The OS error once, in that line, not again as a cause.
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
 
 #[test]
@@ -215,6 +247,84 @@ fn bad_job_arguments_are_reported() {
         err.contains("cannot read bindings file `/nonexistent/b.toml`"),
         "{err}"
     );
+}
+
+/// `amimono run examples/hello` (every job) with the bindings file `path`.
+fn run_hello_with_bindings(path: &std::path::Path) -> (Option<i32>, String) {
+    let out = run_amimono(
+        &["run", "examples/hello"],
+        &[
+            ("AMIMONO_JOB", "_local"),
+            ("AMIMONO_BINDINGS", path.to_str().unwrap()),
+        ],
+    );
+    (out.status.code(), texts(&out).1)
+}
+
+#[test]
+fn a_missing_bindings_file_is_one_line_naming_the_file_and_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.toml");
+    let (code, err) = run_hello_with_bindings(&path);
+    assert_clean_failure(code, &err);
+    let expected = format!(
+        "error: cannot read bindings file `{}` (AMIMONO_BINDINGS): No such file or directory (os error 2)",
+        path.display()
+    );
+    assert_eq!(err.trim_end(), expected, "{err}");
+}
+
+#[test]
+fn a_bindings_file_that_is_not_utf8_names_the_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.toml");
+    std::fs::write(
+        &path,
+        b"[components.frontend]\ntype = \"http\"\ninternal = \"127.0.0.1:8\xff80\"\n",
+    )
+    .unwrap();
+    let (code, err) = run_hello_with_bindings(&path);
+    assert_clean_failure(code, &err);
+    assert!(
+        err.contains(&format!(
+            "{}:3:24: the file is not UTF-8 text: byte 0xFF (at byte offset 59) is not valid UTF-8",
+            path.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("AMIMONO_BINDINGS"), "{err}");
+}
+
+const TWO_HTTP_PROBES: &str = "[app]\nname = \"x\"\n\n[components.probe]\nbinding = \"http\"\nsource = \"{wasm:fixture_trap_http}\"\n\n[components.second-probe]\nbinding = \"http\"\nsource = \"{wasm:fixture_trap_http}\"\n\n[jobs.one]\ncomponents = [\"probe\", \"second-probe\"]\n";
+
+#[test]
+fn two_http_components_given_one_address_are_named_before_binding() {
+    let app = temp_app(TWO_HTTP_PROBES);
+    let port = free_port();
+    let bindings = app.path().join("b.toml");
+    std::fs::write(
+        &bindings,
+        format!(
+            "[components.probe]\ntype = \"http\"\ninternal = \"127.0.0.1:{port}\"\n\n[components.second-probe]\ntype = \"http\"\ninternal = \"127.0.0.1:{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let out = run_amimono(
+        &["run", app.path().to_str().unwrap()],
+        &[
+            ("AMIMONO_JOB", "one"),
+            ("AMIMONO_BINDINGS", bindings.to_str().unwrap()),
+        ],
+    );
+    let (_, err) = texts(&out);
+    assert_clean_failure(out.status.code(), &err);
+    assert!(
+        err.contains(&format!(
+            "b.toml:7:12: components `probe` (http) and `second-probe` (http) of job `one` both listen on 127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("Address already in use"), "{err}");
 }
 
 #[test]

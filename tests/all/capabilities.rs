@@ -1,18 +1,15 @@
 //! Per-component capabilities: configuration and secrets, logging, stdio,
-//! environment; and the refusal of what was not granted.
+//! environment; the refusal at start of what was not granted, and outbound
+//! HTTP, which links without a grant and is denied request by request.
 
 use amimono_tests::{Host, get, run_amimono, temp_app, texts};
 use std::time::Duration;
 
 /// The capabilities fixture, granted the key-value store `data` (it
-/// imports `wasi:keyvalue`) plus `extra` manifest lines.
+/// imports `wasi:keyvalue`) plus `extra` manifest lines. It also imports
+/// `wasi:http/outgoing-handler`, which needs no grant to link.
 fn app(extra: &str) -> tempfile::TempDir {
-    let outbound = if extra.contains("allowed_outbound_hosts") {
-        ""
-    } else {
-        "allowed_outbound_hosts = [\"http://127.0.0.1:1\"]\n"
-    };
-    app_without_stores(&format!("keyvalue = [\"data\"]\n{outbound}{extra}"))
+    app_without_stores(&format!("keyvalue = [\"data\"]\n{extra}"))
 }
 
 fn app_without_stores(extra: &str) -> tempfile::TempDir {
@@ -155,9 +152,7 @@ fn a_component_sees_only_the_environment_it_is_granted() {
 
 #[test]
 fn importing_key_value_without_a_grant_is_refused_at_start() {
-    let app = app_without_stores(
-        "config = { x = \"1\" }\nallowed_outbound_hosts = [\"http://127.0.0.1:1\"]",
-    );
+    let app = app_without_stores("config = { x = \"1\" }");
     let out = run_amimono(
         &["run", app.path().to_str().unwrap()],
         &[("AMIMONO_JOB", "one")],
@@ -172,11 +167,7 @@ fn importing_key_value_without_a_grant_is_refused_at_start() {
 
 #[test]
 fn outbound_http_goes_only_to_allowed_hosts_and_never_follows_the_inbound_host_header() {
-    // A real HTTP server to call: the probe fixture.
-    let target = temp_app(
-        "[app]\nname = \"target\"\n\n[components.probe]\nbinding = \"http\"\nsource = \"{wasm:fixture_trap_http}\"\n\n[jobs.one]\ncomponents = [\"probe\"]\n",
-    );
-    let target = Host::start(target.path(), &[("AMIMONO_JOB", "one")], &["probe"]);
+    let (target, _target_dir) = probe_target();
     let allowed = target.url("probe").to_string();
     let app = app(&format!(
         "config = {{ x = \"1\" }}\nallowed_outbound_hosts = [\"{allowed}\"]"
@@ -208,16 +199,51 @@ fn outbound_http_goes_only_to_allowed_hosts_and_never_follows_the_inbound_host_h
     assert!(answer.contains("HttpRequestDenied"), "{answer}");
 }
 
-#[test]
-fn importing_outbound_http_without_a_grant_is_refused_at_start() {
-    let app = app_without_stores("keyvalue = [\"data\"]\nconfig = { x = \"1\" }");
-    let out = run_amimono(
-        &["run", app.path().to_str().unwrap()],
-        &[("AMIMONO_JOB", "one")],
+/// A real HTTP server that outbound requests could reach: the probe
+/// fixture (`GET /label` answers `probe`), and its app directory.
+fn probe_target() -> (Host, tempfile::TempDir) {
+    let target = temp_app(
+        "[app]\nname = \"target\"\n\n[components.probe]\nbinding = \"http\"\nsource = \"{wasm:fixture_trap_http}\"\n\n[jobs.one]\ncomponents = [\"probe\"]\n",
     );
-    let (_, err) = texts(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("imports `wasi:http/outgoing-handler@0.2.12`, which the manifest does not grant it: add `allowed_outbound_hosts = [\"https://host\"]` in [components.caps]"), "{err}");
+    let host = Host::start(target.path(), &[("AMIMONO_JOB", "one")], &["probe"]);
+    (host, target)
+}
+
+#[test]
+fn importing_outbound_http_without_a_grant_starts_and_every_request_is_denied() {
+    // Like every componentize-py and componentize-js HTTP component, the
+    // fixture imports `wasi:http/outgoing-handler`. Without the key, and
+    // with an empty list, it starts; each request it makes is denied.
+    let (target, _target_dir) = probe_target();
+    let reachable = format!("{}/label", target.url("probe"));
+    for grant in ["", "allowed_outbound_hosts = []"] {
+        let app = app(&format!("config = {{ x = \"1\" }}\n{grant}"));
+        let host = Host::start(app.path(), &[("AMIMONO_JOB", "one")], &["caps"]);
+        let url = host.url("caps");
+        assert_eq!(get(&format!("{url}/config/x")).body, "1", "{grant:?}");
+        let reply = get(&format!("{url}/fetch?url={reachable}"));
+        assert_eq!(reply.status, 502, "{grant:?}: {reply:?}");
+        assert!(
+            reply.body.contains("HttpRequestDenied"),
+            "{grant:?}: {reply:?}"
+        );
+        assert!(
+            host.wait_for_log("outbound HTTP request denied", Duration::from_secs(5)),
+            "{grant:?}: {}",
+            host.stderr()
+        );
+        let logs = host.stderr();
+        let line = logs
+            .lines()
+            .find(|l| l.contains("outbound HTTP request denied"))
+            .unwrap_or_default();
+        assert!(
+            line.contains("component=caps") && line.contains(target.url("probe")),
+            "{grant:?}: {line}"
+        );
+    }
+    // The target itself was reachable all along.
+    assert_eq!(get(&reachable).body, "probe");
 }
 
 #[test]

@@ -23,9 +23,16 @@ fn a_busy_loop_is_stopped_at_the_cpu_limit_and_the_next_request_is_served() {
     let reply = get(&format!("{url}/spin?ms=10000"));
     let elapsed = started.elapsed();
     assert_eq!(reply.status, 500, "{reply:?}");
-    assert!(reply.body.contains("CPU time limit of 200 ms"), "{reply:?}");
     assert!(
-        elapsed < Duration::from_millis(250),
+        host.wait_for_log("CPU time limit of 200 ms", Duration::from_secs(5)),
+        "{}",
+        host.stderr()
+    );
+    // Stopped before the spin's own 10 s were up. How much before depends
+    // on the machine's load (the limit counts ticks while the guest runs),
+    // so no tighter bound.
+    assert!(
+        elapsed < Duration::from_secs(10),
         "answered after {elapsed:?}"
     );
     // Under the limit is fine, and the host keeps serving.
@@ -39,7 +46,7 @@ fn a_memory_bomb_gets_500_and_the_host_keeps_serving() {
     let url = host.url("probe");
     let reply = get(&format!("{url}/bomb"));
     assert_eq!(reply.status, 500, "{reply:?}");
-    assert!(host.wait_for_log("request failed", Duration::from_secs(5)));
+    assert!(host.wait_for_log("the component trapped", Duration::from_secs(5)));
     for _ in 0..3 {
         assert_eq!(get(&format!("{url}/")).body, "ok\n");
     }
@@ -144,12 +151,16 @@ fn a_client_sending_headers_one_byte_per_second_is_cut_off_within_10_s() {
 
 #[test]
 fn requests_beyond_the_instance_limit_wait_for_a_free_instance() {
-    // Three requests that each hold an instance for 300 ms of wall time.
+    // Three requests that each hold an instance for SPIN of wall time. One
+    // after another they cannot finish before 3 × SPIN; side by side they
+    // finish before it, however loaded the machine (the spin counts wall
+    // time, so it does not stretch when the requests share the cores).
+    const SPIN: Duration = Duration::from_millis(600);
     let spin_three = |url: &str| -> Vec<Duration> {
         let started = Instant::now();
         let requests: Vec<_> = (0..3)
             .map(|_| {
-                let url = format!("{url}/spin?ms=300");
+                let url = format!("{url}/spin?ms={}", SPIN.as_millis());
                 std::thread::spawn(move || {
                     assert_eq!(get(&url).status, 200);
                     started.elapsed()
@@ -164,14 +175,14 @@ fn requests_beyond_the_instance_limit_wait_for_a_free_instance() {
     let (_app, host) = probe("max_instances = 1");
     let serial = spin_three(host.url("probe"));
     assert!(
-        serial[2] >= Duration::from_millis(900),
-        "three 300 ms requests through one instance finished after {serial:?}"
+        serial[2] >= 3 * SPIN,
+        "three {SPIN:?} requests through one instance finished after {serial:?}"
     );
     // The default allows them side by side.
     let (_app, host) = probe("");
     let parallel = spin_three(host.url("probe"));
     assert!(
-        parallel[2] < Duration::from_millis(850),
-        "three 300 ms requests with the default limit finished after {parallel:?}"
+        parallel[2] < 3 * SPIN,
+        "three {SPIN:?} requests with the default limit finished after {parallel:?}"
     );
 }

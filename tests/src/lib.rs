@@ -204,6 +204,25 @@ impl Host {
         None
     }
 
+    /// The log record (its first line and any continuation lines, such as a
+    /// wasm backtrace) that contains `needle`, waiting up to 5 s for it.
+    pub fn log_record(&self, needle: &str) -> String {
+        assert!(
+            self.wait_for_log(needle, Duration::from_secs(5)),
+            "no log line contains {needle:?}:\n{}",
+            self.stderr()
+        );
+        let stderr = self.stderr();
+        let mut lines = stderr.lines().skip_while(|l| !l.contains(needle));
+        let mut record = lines.next().unwrap_or_default().to_string();
+        // A new record starts with its timestamp (`2026-…`).
+        for line in lines.take_while(|l| !l.starts_with("20")) {
+            record.push('\n');
+            record.push_str(line);
+        }
+        record
+    }
+
     /// Waits up to `timeout` for the host's stderr to contain `needle`.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
@@ -316,6 +335,96 @@ pub fn post(
     let status = response.status().as_u16();
     let body = response.body_mut().read_to_vec().unwrap();
     (status, headers, body)
+}
+
+/// The `amimono-auth` header of a remote call, computed as
+/// `docs/protocol.md` says (independently of the host's code, so the two
+/// are checked against each other): `v1.<ms>.<nonce>.<sha256(body)>.<mac>`,
+/// the MAC an HMAC-SHA256 under `key` over the length-prefixed fields.
+#[allow(clippy::too_many_arguments)]
+pub fn call_auth(
+    key: &str,
+    revision: &str,
+    label: &str,
+    function: &str,
+    deadline_ms: &str,
+    caller: &str,
+    body: &[u8],
+    timestamp_ms: u64,
+) -> String {
+    use hmac::Mac;
+    use sha2::Digest;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NONCE: AtomicU64 = AtomicU64::new(0);
+    let nonce = format!(
+        "{:016x}{:016x}",
+        u64::from(std::process::id()),
+        NONCE.fetch_add(1, Ordering::Relaxed)
+    );
+    let digest = hex::encode(sha2::Sha256::digest(body));
+    let timestamp = timestamp_ms.to_string();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    for part in [
+        "v1", revision, label, function, deadline_ms, caller, &timestamp, &nonce, &digest,
+    ] {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part.as_bytes());
+    }
+    let tag = hex::encode(mac.finalize().into_bytes());
+    format!("v1.{timestamp}.{nonce}.{digest}.{tag}")
+}
+
+/// The request id in a host-made error body (`… (request id <16 hex>)`).
+pub fn request_id(body: &str) -> String {
+    let start = body
+        .find("(request id ")
+        .unwrap_or_else(|| panic!("no request id in {body:?}"))
+        + "(request id ".len();
+    let id = &body[start..start + 16];
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{body:?}");
+    id.to_string()
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A remote call as another implementation would make it: POSTs `body` to
+/// `<base>/amimono/v1/call/<label>` with the protocol headers (`deadline_ms`
+/// only if given), signed with the tests' cluster key; status, headers, body.
+pub fn rpc_call(
+    base: &str,
+    label: &str,
+    revision: &str,
+    function: &str,
+    deadline_ms: Option<&str>,
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let auth = call_auth(
+        TEST_CLUSTER_KEY,
+        revision,
+        label,
+        function,
+        deadline_ms.unwrap_or(""),
+        "tests",
+        body,
+        now_ms(),
+    );
+    let mut headers = vec![
+        ("amimono-revision", revision),
+        ("amimono-function", function),
+        ("amimono-caller", "tests"),
+        ("content-type", "application/vnd.amimono.values"),
+        ("amimono-auth", auth.as_str()),
+    ];
+    if let Some(ms) = deadline_ms {
+        headers.push(("amimono-deadline-ms", ms));
+    }
+    post(&format!("{base}/amimono/v1/call/{label}"), &headers, body)
 }
 
 /// An HTTP response: status, headers and body text.
