@@ -11,10 +11,12 @@
 //! ```
 
 use crate::app::App;
-use crate::manifest::{BindingType, Diagnostic};
+use crate::manifest::{BindingType, Diagnostic, ReadTextError};
+use crate::placement::{LOCAL_JOB, Placement};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
@@ -36,24 +38,38 @@ pub struct Bindings {
     pub revision: Option<String>,
     /// Addresses by component label.
     pub components: BTreeMap<String, Address>,
+    /// The file's text and where each `internal` value is in it, for
+    /// diagnostics about the addresses.
+    text: String,
+    internal_spans: BTreeMap<String, Range<usize>>,
 }
 
 /// Why a bindings file cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BindingsError {
-    /// The file could not be read.
-    #[error("cannot read bindings file `{path}` (AMIMONO_BINDINGS): {source}")]
+    /// The file could not be read. The I/O error is part of the message,
+    /// not a `source`, so it is printed once.
+    #[error("cannot read bindings file `{}` (AMIMONO_BINDINGS): {error}", .path.display())]
     Read {
         /// The path that was tried.
         path: PathBuf,
         /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is malformed or does not fit the app.
     #[error("invalid bindings file (AMIMONO_BINDINGS):\n{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n\n"))]
     Invalid(Vec<Diagnostic>),
+    /// Two listeners of the job this process runs were given overlapping
+    /// addresses (each HTTP component has a listener of its own; the rpc
+    /// components of one job at one address share one).
+    #[error("bindings file (AMIMONO_BINDINGS) gives two listeners of job `{job}` one address:\n{}", .conflicts.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n\n"))]
+    AddressConflict {
+        /// The job.
+        job: String,
+        /// One diagnostic per conflict, at the later entry's `internal`.
+        conflicts: Vec<Diagnostic>,
+    },
     /// The file is pinned to another revision than the app's.
     #[error(
         "bindings file `{path}` is pinned to revision {pinned}, but this app is revision {revision}: refusing to start (deploy the bundle of revision {pinned}, or regenerate the bindings file)"
@@ -104,9 +120,12 @@ struct RawEntry {
 impl Bindings {
     /// Reads the bindings file at `path` and checks it against `app`.
     pub fn load(path: &Path, app: &App) -> Result<Bindings, BindingsError> {
-        let text = std::fs::read_to_string(path).map_err(|source| BindingsError::Read {
-            path: path.to_path_buf(),
-            source,
+        let text = crate::manifest::read_text(path).map_err(|e| match e {
+            ReadTextError::Io(error) => BindingsError::Read {
+                path: path.to_path_buf(),
+                error,
+            },
+            ReadTextError::NotUtf8(diagnostic) => BindingsError::Invalid(vec![diagnostic]),
         })?;
         Bindings::parse(path, &text, app)
     }
@@ -114,16 +133,11 @@ impl Bindings {
     /// Parses bindings `text` (read from `path`) and checks it against `app`.
     pub fn parse(path: &Path, text: &str, app: &App) -> Result<Bindings, BindingsError> {
         let diagnostic = |span, message: String| Diagnostic::new(path, text, Some(span), message);
-        let raw: RawBindings = toml::from_str(text).map_err(|e| {
-            BindingsError::Invalid(vec![Diagnostic::new(
-                path,
-                text,
-                e.span(),
-                e.message().trim_end().to_string(),
-            )])
-        })?;
+        let raw: RawBindings =
+            crate::manifest::deserialize_all(path, text).map_err(BindingsError::Invalid)?;
         let mut problems = Vec::new();
         let mut components = BTreeMap::new();
+        let mut internal_spans = BTreeMap::new();
         for (label, entry) in raw.components {
             let entry = entry.into_inner();
             let Some(component) = app.component(label.get_ref()) else {
@@ -182,6 +196,7 @@ impl Bindings {
                 }
                 None => format!("http://{internal}"),
             };
+            internal_spans.insert(label.get_ref().clone(), entry.internal.span());
             components.insert(label.into_inner(), Address { internal, external });
         }
         if !problems.is_empty() {
@@ -191,7 +206,88 @@ impl Bindings {
             path: path.to_path_buf(),
             revision: raw.revision,
             components,
+            text: text.to_string(),
+            internal_spans,
         })
+    }
+
+    /// Refuses addresses on which the job of `placement` could not listen:
+    /// an HTTP component's address that overlaps another HTTP component's
+    /// or an rpc listener's, or two rpc listeners that overlap. The rpc
+    /// components of one job given the same address share one listener;
+    /// components of other jobs run on other machines and may use the same
+    /// addresses. Port 0 (any free port) never conflicts.
+    pub fn check_addresses(&self, app: &App, placement: &Placement) -> Result<(), BindingsError> {
+        let binding_of = |label: &str| app.component(label).map(|c| c.spec.binding);
+        // The listeners `amimono run` opens, in its order: one per HTTP
+        // component, then one per distinct rpc address (rpc components are
+        // served under `_local` only when calls are forced over HTTP).
+        let serves_rpc = placement.job != LOCAL_JOB || placement.force_remote;
+        let mut listeners: Vec<(SocketAddr, Vec<&str>)> = Vec::new();
+        for label in &placement.members {
+            if binding_of(label.as_str()) == Some(BindingType::Http)
+                && let Some(address) = self.components.get(label)
+            {
+                listeners.push((address.internal, vec![label.as_str()]));
+            }
+        }
+        let mut rpc: BTreeMap<SocketAddr, Vec<&str>> = BTreeMap::new();
+        if serves_rpc {
+            for label in &placement.members {
+                if binding_of(label.as_str()) == Some(BindingType::Rpc)
+                    && let Some(address) = self.components.get(label)
+                {
+                    rpc.entry(address.internal)
+                        .or_default()
+                        .push(label.as_str());
+                }
+            }
+        }
+        listeners.extend(rpc);
+        let mut conflicts = Vec::new();
+        for (i, (later, later_labels)) in listeners.iter().enumerate() {
+            let Some((earlier, earlier_labels)) = listeners[..i]
+                .iter()
+                .find(|(earlier, _)| overlap(earlier, later))
+            else {
+                continue;
+            };
+            let describe = |labels: &[&str]| {
+                labels
+                    .iter()
+                    .map(|label| {
+                        let binding = binding_of(label).map_or("?", BindingType::as_str);
+                        format!("`{label}` ({binding})")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let same = if earlier == later {
+                format!("both listen on {later}")
+            } else {
+                format!("listen on {earlier} and {later}, which overlap")
+            };
+            let message = format!(
+                "components {} and {} of job `{}` {same}: give each HTTP component an address of its own (only rpc components of one job may share one)",
+                describe(earlier_labels),
+                describe(later_labels),
+                placement.job
+            );
+            let span = later_labels
+                .iter()
+                .filter_map(|label| self.internal_spans.get(*label))
+                .max_by_key(|span| span.start)
+                .cloned();
+            conflicts.push(Diagnostic::new(&self.path, &self.text, span, message));
+        }
+        if conflicts.is_empty() {
+            Ok(())
+        } else {
+            Err(BindingsError::AddressConflict {
+                job: placement.job.clone(),
+                conflicts,
+            })
+        }
     }
 
     /// Refuses to run a host whose app revision differs from the one this
@@ -224,3 +320,17 @@ impl Bindings {
             })
     }
 }
+
+/// Whether listeners on `a` and `b` cannot both be bound: the same port
+/// (not 0) and the same IP, or either IP unspecified (`0.0.0.0` or `[::]`,
+/// which on Linux also covers IPv4 unless the socket is IPv6-only).
+fn overlap(a: &SocketAddr, b: &SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip()
+            || (a.ip().is_unspecified() && (a.is_ipv6() || b.is_ipv4()))
+            || (b.ip().is_unspecified() && (b.is_ipv6() || a.is_ipv4())))
+}
+
+#[cfg(test)]
+mod tests;

@@ -49,6 +49,34 @@ impl Diagnostic {
     }
 }
 
+/// Why a text file (a manifest, a bindings file) could not be read.
+#[derive(Debug)]
+pub enum ReadTextError {
+    /// Reading failed.
+    Io(std::io::Error),
+    /// The bytes are not UTF-8: points at the first invalid byte.
+    NotUtf8(Diagnostic),
+}
+
+/// Reads the UTF-8 text file at `path`.
+pub fn read_text(path: &Path) -> Result<String, ReadTextError> {
+    let bytes = std::fs::read(path).map_err(ReadTextError::Io)?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let byte = bytes.get(at).copied().unwrap_or_default();
+        // Up to `at` the lossy text is the file itself, so `at` points at
+        // the replacement character standing for the invalid byte.
+        let shown = String::from_utf8_lossy(bytes);
+        ReadTextError::NotUtf8(Diagnostic::new(
+            path,
+            &shown,
+            Some(at..at + 1),
+            format!("the file is not UTF-8 text: byte 0x{byte:02X} (at byte offset {at}) is not valid UTF-8"),
+        ))
+    })
+}
+
 fn floor_char_boundary(s: &str, mut index: usize) -> usize {
     while index > 0 && !s.is_char_boundary(index) {
         index -= 1;
@@ -100,6 +128,26 @@ mod tests {
             d.to_string(),
             "amimono.toml:3:11: unknown binding\n  |\n3 | binding = \"htp\"\n  |           ^^^^^"
         );
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_located_at_its_first_invalid_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.toml");
+        std::fs::write(&path, b"[a]\nname = \"caf\xc3\xa9 \xff\"\n").unwrap();
+        let Err(ReadTextError::NotUtf8(d)) = read_text(&path) else {
+            panic!("not reported as non-UTF-8");
+        };
+        assert_eq!((d.line, d.column, d.width), (2, 14, 1));
+        assert!(
+            d.message.contains("byte 0xFF (at byte offset 18)"),
+            "{}",
+            d.message
+        );
+        assert!(matches!(
+            read_text(&dir.path().join("none")),
+            Err(ReadTextError::Io(_))
+        ));
     }
 
     #[test]

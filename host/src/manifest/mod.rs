@@ -5,9 +5,11 @@
 
 mod diagnostic;
 mod names;
+mod schema;
 
-pub use diagnostic::Diagnostic;
+pub use diagnostic::{Diagnostic, ReadTextError, read_text};
 pub use names::{KEBAB_RULE, is_kebab_name};
+pub use schema::deserialize_all;
 
 use crate::limits::{LimitOverrides, Limits};
 use serde::Deserialize;
@@ -202,14 +204,14 @@ pub struct JobSpec {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ManifestError {
-    /// The file could not be read.
-    #[error("cannot read manifest `{path}`: {source}")]
+    /// The file could not be read. The I/O error is part of the message,
+    /// not a `source`, so it is printed once.
+    #[error("cannot read manifest `{}`: {error}", .path.display())]
     Read {
         /// The path that was tried.
         path: PathBuf,
         /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The manifest is not valid TOML or breaks a rule; one diagnostic per problem.
     #[error("{}", render(.0))]
@@ -300,23 +302,20 @@ impl Manifest {
         } else {
             path.to_path_buf()
         };
-        let text = std::fs::read_to_string(&file).map_err(|source| ManifestError::Read {
-            path: file.clone(),
-            source,
+        let text = read_text(&file).map_err(|e| match e {
+            ReadTextError::Io(error) => ManifestError::Read {
+                path: file.clone(),
+                error,
+            },
+            ReadTextError::NotUtf8(diagnostic) => ManifestError::Invalid(vec![diagnostic]),
         })?;
         Manifest::parse(&file, text)
     }
 
     /// Parses and checks manifest `text`, read from `file`.
     pub fn parse(file: &Path, text: String) -> Result<Manifest, ManifestError> {
-        let raw: RawManifest = toml::from_str(&text).map_err(|e| {
-            ManifestError::Invalid(vec![Diagnostic::new(
-                file,
-                &text,
-                e.span(),
-                e.message().trim_end().to_string(),
-            )])
-        })?;
+        let raw: RawManifest =
+            schema::deserialize_all(file, &text).map_err(ManifestError::Invalid)?;
         let dir = file
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
