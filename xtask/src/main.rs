@@ -3,9 +3,10 @@
 //!
 //! - `cargo xtask build`: installs what is missing (the `wasm32-wasip2` target),
 //!   builds every guest component (examples and test fixtures) and the host, release.
-//! - `cargo xtask test`: build, then formatting, clippy (host and guests), and
-//!   the whole test suite (unit tests and the integration tests in `tests/`),
-//!   then `bench --quick`. `.ci/run` runs exactly this.
+//! - `cargo xtask test`: build, then formatting, clippy (host and guests),
+//!   `cargo deny` (`deny.toml`, see `deny.rs`), and the whole test suite
+//!   (unit tests and the integration tests in `tests/`), then
+//!   `bench --quick`. `.ci/run` runs exactly this.
 //! - `cargo xtask demo`: build, then run `examples/hello` with every job in one
 //!   process; prints its URL.
 //! - `cargo xtask bench [--quick] [--only PF1,PF5]`: build, then run the
@@ -16,6 +17,7 @@
 //! (as wasmCloud does), so tests never rebuild the world.
 
 mod cmd;
+mod deny;
 mod guests;
 
 use cmd::{Cmd, run};
@@ -167,6 +169,7 @@ fn start_cargo_component_install() -> Result<Option<std::process::Child>, String
 fn test() -> Result<(), String> {
     std::fs::create_dir_all(root().join("target")).map_err(|e| format!("creating target/: {e}"))?;
     let install = start_cargo_component_install()?;
+    let deny_install = deny::start_install()?;
     // cargo-component builds for wasm32-wasip1 (the cargo-component test).
     ensure_rust_target("wasm32-wasip1")?;
     // The Redis key-value tests start a real redis-server on loopback.
@@ -200,6 +203,7 @@ fn test() -> Result<(), String> {
             ));
         }
     }
+    let advisories = deny::check(deny_install)?;
     eprintln!("xtask: running the tests");
     // Guest crates too: their plain-Rust logic (money, Luhn, ...) has native
     // unit tests; their wasm imports are never called natively.
@@ -218,7 +222,7 @@ fn test() -> Result<(), String> {
         "--",
         "--quick",
     ]))?;
-    eprintln!("xtask: all checks passed");
+    eprintln!("xtask: all checks passed{}", deny::summary(advisories));
     Ok(())
 }
 
