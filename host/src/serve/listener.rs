@@ -53,7 +53,7 @@ pub async fn accept_loop<A, F, B>(
         if open.load(Ordering::Acquire) >= limits.max_connections {
             // Closed at once; logged for the first and then every 1000th.
             let count = refused.fetch_add(1, Ordering::Relaxed);
-            if count % 1000 == 0 {
+            if count.is_multiple_of(1000) {
                 tracing::warn!(listener = %what, %peer, max_connections = limits.max_connections, refused = count + 1, "connection refused: the listener serves max_connections already");
             }
             drop(stream);

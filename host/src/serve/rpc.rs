@@ -261,7 +261,7 @@ async fn handle(server: &RpcServer, request: hyper::Request<hyper::body::Incomin
                 Err(e) => {
                     // Sampled: a flood of forged calls must not flood the log.
                     let count = server.refusals.fetch_add(1, Ordering::Relaxed);
-                    if count < 10 || count % 1000 == 0 {
+                    if count < 10 || count.is_multiple_of(1000) {
                         tracing::warn!(request_id = %id, component = label, reason = %e, refused = count + 1, "refused an unauthenticated call");
                     }
                     return unauthenticated();
