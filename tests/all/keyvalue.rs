@@ -45,11 +45,6 @@ fn a_failed_greeting_counts_no_visit() {
     let (bindings, web_port, _) = hello_bindings(dir.path());
     let bindings = bindings.to_str().unwrap();
     let data_dir = data.path().to_str().unwrap();
-    // The two jobs authenticate their calls with one cluster key.
-    let key = (
-        "AMIMONO_CLUSTER_KEY",
-        "issue-9-test-cluster-key-of-at-least-32-bytes",
-    );
     let start_backend = || {
         let host = Host::start(
             &hello_app(),
@@ -57,7 +52,6 @@ fn a_failed_greeting_counts_no_visit() {
                 ("AMIMONO_JOB", "backend"),
                 ("AMIMONO_BINDINGS", bindings),
                 ("AMIMONO_DATA_DIR", data_dir),
-                key,
             ],
             &[],
         );
@@ -71,7 +65,6 @@ fn a_failed_greeting_counts_no_visit() {
             ("AMIMONO_JOB", "web"),
             ("AMIMONO_BINDINGS", bindings),
             ("AMIMONO_DATA_DIR", data_dir),
-            key,
         ],
         &["frontend"],
     );

@@ -117,7 +117,7 @@ pub struct Grants {
     pub env: Vec<(String, String)>,
     /// Key-value stores it may open.
     pub stores: Arc<std::collections::BTreeSet<String>>,
-    /// Hosts it may send HTTP requests to.
+    /// Hosts it may send HTTP requests to; empty: every request is denied.
     pub outbound: Arc<Vec<outbound::AllowedHost>>,
 }
 
@@ -214,7 +214,9 @@ impl CapabilityContext {
 }
 
 /// Whether `component` may import `capability`; if not, the manifest key
-/// that would grant it.
+/// that would grant it. `wasi:http/outgoing-handler` may always be
+/// imported: without `allowed_outbound_hosts` (or with `[]`) every request
+/// is denied when it is made.
 pub fn missing_grant(component: &ComponentSpec, capability: Capability) -> Option<String> {
     match capability {
         Capability::Config if component.config.is_empty() && component.secrets.is_empty() => {
@@ -234,10 +236,11 @@ pub fn missing_grant(component: &ComponentSpec, capability: Capability) -> Optio
                 component.label
             ))
         }
-        Capability::OutgoingHttp if component.allowed_outbound_hosts.is_empty() => Some(format!(
-            "`allowed_outbound_hosts = [\"https://host\"]` in [components.{}]",
-            component.label
-        )),
+        // Outbound HTTP is never refused at start: every componentize-py and
+        // componentize-js HTTP component (and many Spin components) imports
+        // `wasi:http/outgoing-handler` whether or not it sends requests. An
+        // ungranted import links and denies every request at call time
+        // (`outbound::add_to_linker`), as Spin and wasmtime do.
         _ => None,
     }
 }

@@ -2,10 +2,13 @@
 //! scheme, host and port match the component's `allowed_outbound_hosts`
 //! (`"https://api.example.com"`, `"http://127.0.0.1:8080"`,
 //! `"https://*.example.com"`, `"http://localhost:*"`). Anything else gets the
-//! WASI error `HttpRequestDenied` and a log line. Only the outbound request's
-//! own authority is ever checked: an inbound request's `Host` header cannot
-//! redirect a call (the class of bug of Spin's CVE-2024-32980), and a request
-//! without an authority is denied.
+//! WASI error `HttpRequestDenied` and a log line naming the component. A
+//! component without the key (or with `[]`) still links — componentize-py,
+//! componentize-js and many Spin components import the interface whether or
+//! not they use it — and every request it makes is denied. Only the
+//! outbound request's own authority is ever checked: an inbound request's
+//! `Host` header cannot redirect a call (the class of bug of Spin's
+//! CVE-2024-32980), and a request without an authority is denied.
 
 use crate::host_state::HostState;
 use crate::wasmtime_error::IntoAnyhow;
@@ -114,11 +117,20 @@ pub fn add_to_linker(
                     .as_deref()
                     .is_some_and(|a| permitted(&allowed, &scheme, a));
                 if !allowed_here {
-                    tracing::warn!(
-                        component = %label,
-                        url = %format!("{scheme}://{}", authority.as_deref().unwrap_or("<no authority>")),
-                        "outbound HTTP request denied: not in the component's allowed_outbound_hosts"
-                    );
+                    let url = format!("{scheme}://{}", authority.as_deref().unwrap_or("<no authority>"));
+                    if allowed.is_empty() {
+                        tracing::warn!(
+                            component = %label,
+                            url = %url,
+                            "outbound HTTP request denied: the component is granted no outbound hosts (`allowed_outbound_hosts` is absent or empty)"
+                        );
+                    } else {
+                        tracing::warn!(
+                            component = %label,
+                            url = %url,
+                            "outbound HTTP request denied: not in the component's allowed_outbound_hosts"
+                        );
+                    }
                     let _ = store.data_mut().table().delete(request);
                     return Ok((Err(ErrorCode::HttpRequestDenied),));
                 }
@@ -162,6 +174,17 @@ mod tests {
         assert!(!permitted(&a, "https", "evilcdn.net"));
         assert!(permitted(&a, "http", "localhost:1234"));
         assert!(!permitted(&a, "http", "localhost.evil.com"));
+    }
+
+    #[test]
+    fn no_entries_deny_everything() {
+        for (scheme, authority) in [
+            ("http", "127.0.0.1:8080"),
+            ("https", "api.example.com"),
+            ("http", "localhost"),
+        ] {
+            assert!(!permitted(&[], scheme, authority), "{scheme}://{authority}");
+        }
     }
 
     #[test]

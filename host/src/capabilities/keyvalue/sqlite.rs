@@ -3,6 +3,13 @@
 //! transactions, so they are atomic across concurrent requests and across
 //! processes sharing the file. SQLite calls block, so they run on tokio's
 //! blocking pool.
+//!
+//! Durability: every write commits (its own statement, or one transaction
+//! for a batch) before the guest's call returns. With `synchronous =
+//! NORMAL` a commit is written to the WAL but not `fsync`ed, so an
+//! acknowledged write survives the process being killed at any point, not
+//! necessarily a power loss or an OS crash (an `fsync` per commit costs
+//! ~100× as much; `docs/capabilities.md`, "Durability").
 
 use super::backend::{Backend, PAGE, add, parse_counter};
 use super::memory::page;
@@ -27,6 +34,7 @@ impl Sqlite {
             .with_context(|| format!("opening the key-value database {}", path.display()))?;
         connection
             .execute_batch(
+                // See the module documentation for what NORMAL guarantees.
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = NORMAL;
                  CREATE TABLE IF NOT EXISTS kv (
