@@ -18,5 +18,6 @@ mod launcher;
 mod limits;
 mod python;
 mod remote;
+mod shutdown;
 mod traps;
 mod workers;
