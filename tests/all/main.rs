@@ -11,6 +11,7 @@ mod call;
 mod capabilities;
 mod cargo_component;
 mod config;
+mod faults;
 mod hardening;
 mod hello_http;
 mod keyvalue;

@@ -1,7 +1,6 @@
 //! A guest trap fails its own request only; instances are per request.
 
 use amimono_tests::{Host, get, temp_app};
-use std::time::Duration;
 
 const PROBE_APP: &str = "[app]\nname = \"probe\"\n\n[components.probe]\nbinding = \"http\"\nsource = \"{wasm:fixture_trap_http}\"\n\n[jobs.one]\ncomponents = [\"probe\"]\n";
 
