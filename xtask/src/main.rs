@@ -12,12 +12,16 @@
 //! - `cargo xtask bench [--quick] [--only PF1,PF5]`: build, then run the
 //!   benchmarks and print their tables (the full run first installs
 //!   wasmtime-cli 48.0.8 under `target/tools`, for PF4).
+//! - `cargo xtask fuzz [--seconds N] [--only codec,auth] [--merge]`: builds
+//!   the libFuzzer targets of `fuzz/` and runs each for N seconds (see
+//!   `fuzz.rs`); `cargo xtask test` runs each for 5 s.
 //!
 //! Guests are built by this xtask, not by nested cargo inside `cargo test`
 //! (as wasmCloud does), so tests never rebuild the world.
 
 mod cmd;
 mod deny;
+mod fuzz;
 mod guests;
 
 use cmd::{Cmd, run};
@@ -28,14 +32,20 @@ use std::process::ExitCode;
 const CARGO_COMPONENT_VERSION: &str = "0.21.1";
 
 fn main() -> ExitCode {
+    if let Some(code) = fuzz::rustc_wrapper() {
+        return code;
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("build") => build(),
         Some("test") => test(),
         Some("demo") => demo(),
         Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz::command(&root(), &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <build | test | demo | bench [--quick]>");
+            eprintln!(
+                "usage: cargo xtask <build | test | demo | bench [--quick] | fuzz [--seconds N]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -212,6 +222,7 @@ fn test() -> Result<(), String> {
         .env("AMIMONO_BIN", root().join("target/release/amimono"))
         .env("AMIMONO_CARGO_COMPONENT", cargo_component_path())
         .env("AMIMONO_CACHE_DIR", root().join("target/amimono-cache")))?;
+    fuzz::smoke(&root())?;
     eprintln!("xtask: quick benchmarks (so the suite cannot rot)");
     run(cargo().args([
         "run",
