@@ -11,6 +11,14 @@
 //! - PF4 ([`ingress`]): HTTP serving against `wasmtime serve`.
 //! - PF5 ([`monolith_vs_split`]): the boutique in one process and split.
 //! - PF6 ([`instantiate`]): instantiation per request.
+//! - soak ([`soak`]): the split hello and boutique apps under steady load
+//!   with misbehaving clients alongside (`soak-hello`, `soak-boutique`):
+//!   zero errors, flat memory, stable p99. 10 minutes per app, so the full
+//!   run leaves it out unless named (`--only soak`); the quick run includes
+//!   it (20 s per app). A missed goal fails the bench once everything is
+//!   written (the quick run fails only on errors).
+//! - FAIR ([`fairness`]): the delay a CPU-bound guest adds to the other
+//!   requests of its serving thread.
 //!
 //! `amimono-bench --raw-echo-server <port> [--instantiate <app dir>]` is an
 //! internal mode: the raw hyper server PF2 compares remote calls against
@@ -20,6 +28,7 @@ mod child;
 mod closed_loop;
 mod cold_start;
 mod colocated;
+mod fairness;
 mod host_process;
 mod ingress;
 mod instantiate;
@@ -27,9 +36,10 @@ mod monolith_vs_split;
 mod open_loop;
 mod raw_server;
 mod remote_call;
+mod soak;
 mod stats;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
 fn main() -> Result<()> {
@@ -71,6 +81,15 @@ fn main() -> Result<()> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
+    // The soak takes 20 min in full: run only when named, or quick.
+    let soak_apps: Vec<soak::SoakApp> = soak::SoakApp::ALL
+        .into_iter()
+        .filter(|app| match &only {
+            Some(names) => names.iter().any(|n| n == "soak" || n == app.key()),
+            None => quick,
+        })
+        .collect();
+    let mut failures = Vec::new();
     let mut results = serde_json::Map::new();
     let mut record = |name: &str, table: String, json: serde_json::Value| {
         println!("{table}");
@@ -100,6 +119,15 @@ fn main() -> Result<()> {
         let pf6 = instantiate::run(&root, quick)?;
         record("PF6", pf6.table(), pf6.json());
     }
+    if selected("FAIR") {
+        let fair = fairness::run(&root, quick)?;
+        record("FAIR", fair.table(), fair.json());
+    }
+    for app in soak_apps {
+        let soak = soak::run(&root, quick, app)?;
+        failures.extend(soak.failures());
+        record(app.key(), soak.table(), soak.json());
+    }
     println!("{}", summary(&results));
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -107,6 +135,9 @@ fn main() -> Result<()> {
     std::fs::write(&path, serde_json::to_string_pretty(&results)?)
         .with_context(|| format!("writing {}", path.display()))?;
     println!("results written to {}", path.display());
+    if !failures.is_empty() {
+        bail!("goals missed:\n{}", failures.join("\n"));
+    }
     Ok(())
 }
 
@@ -115,6 +146,19 @@ fn summary(results: &serde_json::Map<String, serde_json::Value>) -> String {
     let mut out =
         String::from("Summary\n\n| measure | ratio | goal | met |\n|---|---:|---:|---|\n");
     for (name, result) in results {
+        // A measure with several goals (the soak) words its own row.
+        if let (Some(ratio), Some(goal)) = (
+            result["summary_ratio"].as_str(),
+            result["summary_goal"].as_str(),
+        ) {
+            let met = if result["met"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "MISSED"
+            };
+            out.push_str(&format!("| {name} | {ratio} | {goal} | {met} |\n"));
+            continue;
+        }
         let number = |key: &str| {
             result[key]
                 .as_f64()

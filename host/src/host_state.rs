@@ -168,16 +168,40 @@ impl WasiHttpView for HostState {
     }
 }
 
+/// Most scheduling rounds a running guest gives its thread at one epoch tick.
+const MAX_YIELD_ROUNDS: usize = 64;
+/// A round this short means nothing else wanted the thread.
+const QUIET_ROUND: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// What a running guest does at each epoch tick: it gives its serving thread
+/// scheduling rounds (tokio's `yield_now`, which polls for I/O and runs
+/// everything else that is ready first) until a round comes back at once —
+/// nothing else wants the thread — or [`MAX_YIELD_ROUNDS`] have passed. A
+/// request reaching a busy thread needs several rounds (its connection, its
+/// guest task, each chunk of its answer); with one round per tick each of
+/// them would wait a tick behind the spinning guest. Alone on its thread, a
+/// guest pays one I/O poll (~2 µs) per 10 ms tick.
+async fn give_way() {
+    for _ in 0..MAX_YIELD_ROUNDS {
+        let started = std::time::Instant::now();
+        tokio::task::yield_now().await;
+        if started.elapsed() < QUIET_ROUND {
+            break;
+        }
+    }
+}
+
 /// A store for one instance of a graph, with `limits`: its memories are
 /// capped, and the guest yields to the async runtime at every epoch tick
 /// (see [`crate::engine`]), so deadlines can stop it, and traps once it has
 /// run for `limits.cpu_time` (ticks are counted only while it runs).
 ///
-/// The yield is tokio's own `yield_now`, not a plain self-wake: the
-/// single-threaded serving runtime then polls for I/O before it resumes the
-/// guest, so a CPU-bound guest delays the other requests of its thread by at
-/// most one tick. A plain wake-up would look like a busy task, and the
-/// runtime polls for I/O only every 61 such polls (0.6 s of spinning).
+/// The yield is tokio's own `yield_now` (see [`give_way`]), not a plain
+/// self-wake: the single-threaded serving runtime then polls for I/O
+/// and runs everything else that is ready before it resumes the guest, so a
+/// CPU-bound guest delays the other requests of its thread by at most one
+/// tick. A plain wake-up would look like a busy task, and the runtime polls
+/// for I/O only every 61 such polls (0.6 s of spinning).
 pub fn new_store(engine: &Engine, settings: &StoreSettings) -> Store<HostState> {
     let limits = &settings.limits;
     let mut store = Store::new(engine, HostState::new(settings));
@@ -203,10 +227,7 @@ pub fn new_store(engine: &Engine, settings: &StoreSettings) -> Store<HostState> 
                 budget.as_millis()
             )));
         }
-        Ok(UpdateDeadline::YieldCustom(
-            1,
-            Box::pin(tokio::task::yield_now()),
-        ))
+        Ok(UpdateDeadline::YieldCustom(1, Box::pin(give_way())))
     });
     store
 }

@@ -59,52 +59,95 @@ pub async fn accept_loop<A, F, B>(
             drop(stream);
             continue;
         }
-        let _ = stream.set_nodelay(true);
-        // The stream moves to the serving thread's own reactor.
-        let stream = match stream.into_std() {
-            Ok(stream) => stream,
-            Err(e) => {
-                tracing::warn!(listener = %what, error = %e, "cannot hand a connection over");
-                continue;
-            }
-        };
         let counted = OpenConnection::new(&open);
         let answer = answer.clone();
         let connection_drain = drain.clone();
-        threads.spawn(drain.track(async move {
-            let _counted = counted;
-            let stream = match tokio::net::TcpStream::from_std(stream) {
+        let threads = threads.clone();
+        let what = what.clone();
+        tokio::spawn(drain.track(async move {
+            let _ = stream.set_nodelay(true);
+            // Hand the connection over once its first request has arrived:
+            // a serving thread busy with a CPU-bound guest then serves it
+            // at its next scheduling round, without waiting a further epoch
+            // tick for the bytes. A client that sends nothing in time holds
+            // no serving thread at all.
+            let arrived = tokio::select! {
+                arrived = tokio::time::timeout(limits.header_read_timeout, stream.readable()) => arrived.is_ok(),
+                () = connection_drain.stopping() => false,
+            };
+            if !arrived {
+                tracing::debug!(%peer, "connection closed: no request within header_read_timeout_ms, or draining");
+                return;
+            }
+            // The stream moves to the serving thread's own reactor.
+            let stream = match stream.into_std() {
                 Ok(stream) => stream,
                 Err(e) => {
-                    tracing::warn!(%peer, error = %e, "cannot serve a connection");
+                    tracing::warn!(listener = %what, error = %e, "cannot hand a connection over");
                     return;
                 }
             };
-            let service = hyper::service::service_fn(move |request| {
-                let response = answer(request);
-                async move { Ok::<_, std::convert::Infallible>(response.await) }
-            });
-            let mut builder = http1::Builder::new();
-            builder
-                .keep_alive(true)
-                .max_headers(limits.max_headers)
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout);
-            let io = TimedIo::new(TokioIo::new(stream), limits.send_timeout);
-            let connection = builder.serve_connection(io, service);
-            tokio::pin!(connection);
-            let outcome = tokio::select! {
-                outcome = connection.as_mut() => outcome,
-                () = connection_drain.stopping() => {
-                    // Finish the request in flight, then close.
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
-            if let Err(e) = outcome {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+            let drain = connection_drain.clone();
+            threads.spawn(drain.track(serve_connection(
+                stream,
+                peer,
+                limits,
+                connection_drain,
+                answer,
+                counted,
+            )));
         }));
+    }
+}
+
+/// Serves one connection on the serving thread that runs this.
+async fn serve_connection<A, F, B>(
+    stream: std::net::TcpStream,
+    peer: std::net::SocketAddr,
+    limits: Limits,
+    connection_drain: Drain,
+    answer: A,
+    counted: OpenConnection,
+) where
+    A: Fn(hyper::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = hyper::Response<B>> + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    {
+        let _counted = counted;
+        let stream = match tokio::net::TcpStream::from_std(stream) {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "cannot serve a connection");
+                return;
+            }
+        };
+        let service = hyper::service::service_fn(move |request| {
+            let response = answer(request);
+            async move { Ok::<_, std::convert::Infallible>(response.await) }
+        });
+        let mut builder = http1::Builder::new();
+        builder
+            .keep_alive(true)
+            .max_headers(limits.max_headers)
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout);
+        let io = TimedIo::new(TokioIo::new(stream), limits.send_timeout);
+        let connection = builder.serve_connection(io, service);
+        tokio::pin!(connection);
+        let outcome = tokio::select! {
+            outcome = connection.as_mut() => outcome,
+            () = connection_drain.stopping() => {
+                // Finish the request in flight, then close.
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(e) = outcome {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
     }
 }
 

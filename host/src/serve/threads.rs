@@ -21,10 +21,18 @@ thread_local! {
     static INDEX: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
-/// How many serving threads [`ServingThreads::per_core`] starts: one per
-/// core this process may use.
+/// Environment variable setting how many serving threads a job runs
+/// (default: one per core this process may use).
+pub const THREADS_ENV: &str = "AMIMONO_SERVING_THREADS";
+
+/// How many serving threads [`ServingThreads::per_core`] starts:
+/// `AMIMONO_SERVING_THREADS`, else one per core this process may use.
 pub fn per_core_count() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
+    std::env::var(THREADS_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
 /// The index of the serving thread running the caller (`None` elsewhere).
