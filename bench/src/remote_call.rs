@@ -39,9 +39,9 @@ use amimono::engine::{EngineUse, new_engine};
 use amimono::host_state::{HostState, new_store};
 use amimono::job::{LinkContext, compose_graph, prepare_graph};
 use amimono::placement::Placement;
+use amimono::remote::auth::{self, Authentication, CallFields, ClusterKey};
 use amimono::remote::client::{RemoteClient, RemoteFunction, RemoteTarget};
 use amimono::remote::codec;
-use amimono::remote::auth::{self, Authentication, CallFields, ClusterKey};
 use amimono::remote::protocol::{
     CALL_PATH, CONTENT_TYPE, HEADER_CALLER, HEADER_DEADLINE_MS, HEADER_FUNCTION, HEADER_REVISION,
 };

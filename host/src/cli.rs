@@ -315,7 +315,8 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::ClusterKey => {
-            let key = crate::remote::auth::ClusterKey::generate().context("making a cluster key")?;
+            let key =
+                crate::remote::auth::ClusterKey::generate().context("making a cluster key")?;
             writeln!(std::io::stdout().lock(), "{key}").context("writing to stdout")?;
             Ok(0)
         }

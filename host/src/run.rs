@@ -83,8 +83,7 @@ fn authentication(placement: &Placement, needed: bool) -> Result<Authentication>
         Some(key) => Ok(key),
         None if placement.job == LOCAL_JOB => {
             let key = ClusterKey::generate().context("making a cluster key")?;
-            let key = ClusterKey::from_bytes(key.as_bytes())
-                .context("making a cluster key")?;
+            let key = ClusterKey::from_bytes(key.as_bytes()).context("making a cluster key")?;
             Ok(Authentication::Key(key))
         }
         None if needed => Err(KeyError::Missing.into()),
@@ -211,7 +210,13 @@ pub async fn run(
     let served_rpc = crate::link::router::served_to_other_jobs(app, &placement);
     let authentication = authentication(
         &placement,
-        !rpc_listeners.is_empty() || graphs.values().any(|g| g.plan.wires.iter().any(|w| matches!(w.route, Route::Remote { .. }))),
+        !rpc_listeners.is_empty()
+            || graphs.values().any(|g| {
+                g.plan
+                    .wires
+                    .iter()
+                    .any(|w| matches!(w.route, Route::Remote { .. }))
+            }),
     )?;
     let facts = Arc::new(runtime_facts(
         app,

@@ -65,16 +65,26 @@ fn a_stopped_callee_fails_calls_within_their_deadline_opens_its_circuit_and_reco
         // Failed within the call's deadline (500 ms), give or take a loaded
         // machine — never the 30 s a hung callee would otherwise cost.
         assert_eq!(reply.status, 500, "{reply:?}");
-        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
         ids.push(request_id(&reply.body));
     }
     let first = web.log_record(&format!("request_id={}", ids[0]));
     assert!(
-        first.contains("no answer within the deadline of 500 ms; the callee may or may not have run"),
+        first.contains(
+            "no answer within the deadline of 500 ms; the callee may or may not have run"
+        ),
         "{first}"
     );
     // After five failures in a row, calls fail at once without being sent.
-    assert!(web.wait_for_log("circuit open", Duration::from_secs(5)), "{}", web.stderr());
+    assert!(
+        web.wait_for_log("circuit open", Duration::from_secs(5)),
+        "{}",
+        web.stderr()
+    );
     let last = web.log_record(&format!("request_id={}", ids[7]));
     assert!(last.contains("its circuit is open"), "{last}");
 
@@ -107,15 +117,23 @@ fn a_killed_callee_fails_calls_and_a_restarted_one_is_used_again() {
     };
     std::thread::sleep(Duration::from_millis(300));
     signal(backend.pid(), libc::SIGKILL);
-    backend.wait_exit(Duration::from_secs(5)).expect("the backend did not die");
+    backend
+        .wait_exit(Duration::from_secs(5))
+        .expect("the backend did not die");
     let statuses = load.join().unwrap();
     // Every request got an answer: 200 before the kill, 500 after.
-    assert!(statuses.iter().all(|s| *s == 200 || *s == 500), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 500),
+        "{statuses:?}"
+    );
     assert!(statuses.contains(&500), "{statuses:?}");
     let reply = get(&url);
     assert_eq!(reply.status, 500);
     let record = web.log_record(&format!("request_id={}", request_id(&reply.body)));
-    assert!(record.contains("remote call to greeter.greet-in"), "{record}");
+    assert!(
+        record.contains("remote call to greeter.greet-in"),
+        "{record}"
+    );
     // A new backend on the same address: the web job uses it again.
     let _backend = start(app.path(), "backend", &bindings, &[]);
     until_ok(&url, Duration::from_secs(30));

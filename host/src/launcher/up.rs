@@ -196,7 +196,11 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
     };
     let grace = app.manifest.limits.shutdown_grace + STOP_MARGIN;
     let stopped_cleanly = stop_all(children, grace).await;
-    Ok(if status == 0 && !stopped_cleanly { 1 } else { status })
+    Ok(if status == 0 && !stopped_cleanly {
+        1
+    } else {
+        status
+    })
 }
 
 /// The cluster key the jobs get: a new one per run, unless the environment

@@ -10,11 +10,11 @@
 
 use super::auth::{self, Authentication, CallFields};
 use super::codec;
-use super::resilience::{Admission, CircuitBreaker, RetryBudget, backoff};
 use super::protocol::{
     CALL_PATH, CONTENT_TYPE, HEADER_CALLER, HEADER_DEADLINE_MS, HEADER_FUNCTION, HEADER_REVISION,
     MAX_BODY_BYTES, status,
 };
+use super::resilience::{Admission, CircuitBreaker, RetryBudget, backoff};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;

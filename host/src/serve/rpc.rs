@@ -25,8 +25,8 @@ use crate::limits::Limits;
 use crate::remote::auth::{self, Authentication, CallFields, ReplayGuard};
 use crate::remote::codec;
 use crate::remote::protocol::{
-    CALL_PATH, CONTENT_TYPE, HEADER_CALLER, HEADER_DEADLINE_MS, HEADER_FUNCTION,
-    HEADER_REVISION, MAX_BODY_BYTES, status,
+    CALL_PATH, CONTENT_TYPE, HEADER_CALLER, HEADER_DEADLINE_MS, HEADER_FUNCTION, HEADER_REVISION,
+    MAX_BODY_BYTES, status,
 };
 use crate::warm::{Factory, Warm};
 use crate::wasmtime_error::IntoAnyhow;
@@ -256,7 +256,12 @@ async fn handle(server: &RpcServer, request: hyper::Request<hyper::body::Incomin
     let verified = match &server.authentication {
         Authentication::Disabled => None,
         Authentication::Key(key) => {
-            match auth::verify(key, &fields, header(&request, auth::HEADER_AUTH), &server.replay) {
+            match auth::verify(
+                key,
+                &fields,
+                header(&request, auth::HEADER_AUTH),
+                &server.replay,
+            ) {
                 Ok(verified) => Some(verified),
                 Err(e) => {
                     // Sampled: a flood of forged calls must not flood the log.
@@ -402,8 +407,7 @@ async fn handle(server: &RpcServer, request: hyper::Request<hyper::body::Incomin
             );
         }
     };
-    let outcome =
-        tokio::time::timeout_at(deadline, invoke(component, function, &params)).await;
+    let outcome = tokio::time::timeout_at(deadline, invoke(component, function, &params)).await;
     drop(permit);
     match outcome {
         Err(_) => {
