@@ -67,7 +67,11 @@ fn a_guest_waiting_inside_the_host_is_stopped_at_the_request_timeout() {
     assert_eq!(reply.status, 504, "{reply:?}");
     request_id(&reply.body);
     // Well before the guest's 60 s (the bound is loose: loaded machine).
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(host.wait_for_log("request_timeout_ms", Duration::from_secs(5)));
     assert_eq!(get(&format!("{}/", host.url("edge"))).status, 200);
 }
@@ -79,7 +83,10 @@ fn a_client_that_goes_away_frees_its_instance() {
     let url = host.url("edge");
     let mut sleeper = send(
         url,
-        &format!("GET /sleep?ms=120000 HTTP/1.1\r\nHost: {}\r\n\r\n", address(url)),
+        &format!(
+            "GET /sleep?ms=120000 HTTP/1.1\r\nHost: {}\r\n\r\n",
+            address(url)
+        ),
     );
     // Its request is in the guest once the instance is taken.
     std::thread::sleep(Duration::from_millis(500));
@@ -90,7 +97,11 @@ fn a_client_that_goes_away_frees_its_instance() {
     let started = Instant::now();
     let reply = get(&format!("{url}/"));
     assert_eq!(reply.status, 200, "{reply:?}");
-    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -167,19 +178,28 @@ fn a_client_that_never_reads_its_response_gives_its_instance_back() {
     // 64 MiB that the client never reads.
     let mut stuck = send(
         &url,
-        &format!("GET /big?mib=64 HTTP/1.1\r\nHost: {}\r\n\r\n", address(&url)),
+        &format!(
+            "GET /big?mib=64 HTTP/1.1\r\nHost: {}\r\n\r\n",
+            address(&url)
+        ),
     );
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
     let reply = get(&format!("{url}/"));
     assert_eq!(reply.status, 200, "{reply:?}");
     // Freed by the request deadline (2 s), well before the queue timeout.
-    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
     // The stuck connection is closed by the send timeout.
     let mut closed = false;
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut buffer = vec![0u8; 1 << 20];
-    stuck.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    stuck
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     while Instant::now() < deadline {
         match stuck.read(&mut buffer) {
             Ok(0) | Err(_) => {
@@ -351,7 +371,10 @@ fn a_callee_caps_the_deadline_a_caller_asks_for() {
     assert_eq!(status, 504, "{body}");
     assert!(body.contains("within its deadline of 300 ms"), "{body}");
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(host.wait_for_log("remote call stopped at its deadline", Duration::from_secs(5)));
+    assert!(host.wait_for_log(
+        "remote call stopped at its deadline",
+        Duration::from_secs(5)
+    ));
 }
 
 #[test]

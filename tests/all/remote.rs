@@ -43,7 +43,8 @@ fn a_call_in_the_documented_wire_format_gets_the_documented_answer() {
     let revision = revision();
     // greet("x"): the string parameter is its LEB128 length then UTF-8.
     let greet = "hello:app/greeter@0.1.0#greet";
-    let (status, headers, body) = rpc_call(&url, "greeter", &revision, greet, Some("5000"), &[1, b'x']);
+    let (status, headers, body) =
+        rpc_call(&url, "greeter", &revision, greet, Some("5000"), &[1, b'x']);
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(
         header(&headers, "amimono-revision"),
@@ -128,7 +129,9 @@ fn malformed_requests_get_clear_errors_naming_the_fault() {
     let body = String::from_utf8_lossy(&body);
     assert_eq!(status, 404, "{body}");
     assert!(
-        body.contains("component `greeter` serves no function `hello:app/greeter@0.1.0#shout` to other jobs"),
+        body.contains(
+            "component `greeter` serves no function `hello:app/greeter@0.1.0#shout` to other jobs"
+        ),
         "{body}"
     );
     // No list of what exists.
@@ -169,19 +172,48 @@ fn unauthenticated_calls_are_refused_with_401_and_learn_nothing() {
         let text = String::from_utf8_lossy(&answer).into_owned();
         assert_eq!(status, 401, "{headers:?}: {text}");
         assert_eq!(text, "unauthenticated\n");
-        assert_eq!(header(&answer_headers, "amimono-revision"), None, "{answer_headers:?}");
+        assert_eq!(
+            header(&answer_headers, "amimono-revision"),
+            None,
+            "{answer_headers:?}"
+        );
     };
     // No MAC at all (what `curl` sends).
     refused(&plain, &[1, b'x']);
     // Signed with another key.
     let sign = |key: &str, fields_function: &str, timestamp: u64, body: &[u8]| {
-        call_auth(key, &revision, "greeter", fields_function, "", "", body, timestamp)
+        call_auth(
+            key,
+            &revision,
+            "greeter",
+            fields_function,
+            "",
+            "",
+            body,
+            timestamp,
+        )
     };
-    let other_key = sign("another-deployment-key-0123456789abcdef", function, now_ms(), &[1, b'x']);
-    refused(&[plain[0], plain[1], ("amimono-auth", &other_key)], &[1, b'x']);
+    let other_key = sign(
+        "another-deployment-key-0123456789abcdef",
+        function,
+        now_ms(),
+        &[1, b'x'],
+    );
+    refused(
+        &[plain[0], plain[1], ("amimono-auth", &other_key)],
+        &[1, b'x'],
+    );
     // Signed for another function than the one asked for.
-    let other_function = sign(TEST_CLUSTER_KEY, "hello:app/greeter@0.1.0#greet-in", now_ms(), &[1, b'x']);
-    refused(&[plain[0], plain[1], ("amimono-auth", &other_function)], &[1, b'x']);
+    let other_function = sign(
+        TEST_CLUSTER_KEY,
+        "hello:app/greeter@0.1.0#greet-in",
+        now_ms(),
+        &[1, b'x'],
+    );
+    refused(
+        &[plain[0], plain[1], ("amimono-auth", &other_function)],
+        &[1, b'x'],
+    );
     // Stale: signed a minute ago.
     let stale = sign(TEST_CLUSTER_KEY, function, now_ms() - 60_000, &[1, b'x']);
     refused(&[plain[0], plain[1], ("amimono-auth", &stale)], &[1, b'x']);
@@ -189,7 +221,10 @@ fn unauthenticated_calls_are_refused_with_401_and_learn_nothing() {
     let for_x = sign(TEST_CLUSTER_KEY, function, now_ms(), &[1, b'x']);
     refused(&[plain[0], plain[1], ("amimono-auth", &for_x)], &[1, b'y']);
     // Garbage.
-    refused(&[plain[0], plain[1], ("amimono-auth", "v1.1.2.3.4")], &[1, b'x']);
+    refused(
+        &[plain[0], plain[1], ("amimono-auth", "v1.1.2.3.4")],
+        &[1, b'x'],
+    );
     // A good call passes once; replayed, it is refused.
     let good = sign(TEST_CLUSTER_KEY, function, now_ms(), &[1, b'x']);
     let with_good = [plain[0], plain[1], ("amimono-auth", good.as_str())];
@@ -197,10 +232,16 @@ fn unauthenticated_calls_are_refused_with_401_and_learn_nothing() {
     refused(&with_good, &[1, b'x']);
     // Nothing is revealed off the call path either.
     let (status, headers, body) = post(&format!("{url}/"), &[], &[]);
-    assert_eq!((status, String::from_utf8_lossy(&body).as_ref()), (404, "not found\n"));
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body).as_ref()),
+        (404, "not found\n")
+    );
     assert_eq!(header(&headers, "amimono-revision"), None);
     assert!(host.wait_for_log("refused an unauthenticated call", Duration::from_secs(5)));
-    assert!(!host.stderr().contains(TEST_CLUSTER_KEY), "the key must never be logged");
+    assert!(
+        !host.stderr().contains(TEST_CLUSTER_KEY),
+        "the key must never be logged"
+    );
 }
 
 #[test]
@@ -273,7 +314,10 @@ fn jobs_with_different_keys_cannot_call_each_other() {
         &[
             ("AMIMONO_JOB", "backend"),
             ("AMIMONO_BINDINGS", bindings),
-            ("AMIMONO_CLUSTER_KEY", "the-backends-own-key-0123456789abcdef"),
+            (
+                "AMIMONO_CLUSTER_KEY",
+                "the-backends-own-key-0123456789abcdef",
+            ),
         ],
         &[],
     );
@@ -289,7 +333,8 @@ fn jobs_with_different_keys_cannot_call_each_other() {
     assert!(backend.wait_for_log("refused an unauthenticated call", Duration::from_secs(5)));
     assert!(web.wait_for_log(&format!("request_id={id}"), Duration::from_secs(5)));
     assert!(
-        web.stderr().contains("every job of a deployment needs the same cluster key"),
+        web.stderr()
+            .contains("every job of a deployment needs the same cluster key"),
         "{}",
         web.stderr()
     );
@@ -349,7 +394,10 @@ fn hosts_of_different_revisions_never_talk() {
     let reply = get(&format!("http://127.0.0.1:{web_port}/hello/world"));
     assert_eq!(reply.status, 500, "{reply:?}");
     let ours = revision();
-    assert!(!reply.body.contains(&ours) && !reply.body.contains("127.0.0.1"), "{reply:?}");
+    assert!(
+        !reply.body.contains(&ours) && !reply.body.contains("127.0.0.1"),
+        "{reply:?}"
+    );
     let line = log_line_of(&web, &request_id(&reply.body));
     assert!(
         line.contains("remote call to greeter.greet-in at http://127.0.0.1:"),
@@ -422,7 +470,10 @@ fn when_the_callee_job_is_down_the_caller_says_which_call_failed_and_that_it_may
         )),
         "{line}"
     );
-    assert!(line.contains("the callee may or may not have run"), "{line}");
+    assert!(
+        line.contains("the callee may or may not have run"),
+        "{line}"
+    );
     // The web job keeps serving what does not need the backend.
     let about = get(&format!("http://127.0.0.1:{web_port}/about"));
     assert_eq!(about.status, 200);

@@ -51,7 +51,9 @@ fn sigterm_lets_requests_in_flight_finish_then_exits_0() {
         let reply = request.join().unwrap();
         assert_eq!((reply.status, reply.body.as_str()), (200, "slept\n"));
     }
-    let status = host.wait_exit(Duration::from_secs(10)).expect("did not exit");
+    let status = host
+        .wait_exit(Duration::from_secs(10))
+        .expect("did not exit");
     assert_eq!(status.code(), Some(0), "{}", host.stderr());
     assert!(host.stderr().contains("every request in flight finished"));
 }
@@ -61,7 +63,9 @@ fn an_idle_job_stops_at_once() {
     let (_app, mut host) = edge("");
     let started = Instant::now();
     signal(&host, libc::SIGTERM);
-    let status = host.wait_exit(Duration::from_secs(10)).expect("did not exit");
+    let status = host
+        .wait_exit(Duration::from_secs(10))
+        .expect("did not exit");
     let took = started.elapsed();
     assert_eq!(status.code(), Some(0), "{}", host.stderr());
     // Measured here: ~5 ms (it was 1.2–2 s). The bound only catches a job
@@ -82,10 +86,18 @@ fn the_end_of_the_grace_period_stops_the_job_with_status_3() {
     });
     std::thread::sleep(Duration::from_millis(500));
     signal(&host, libc::SIGTERM);
-    let status = host.wait_exit(Duration::from_secs(10)).expect("did not exit");
+    let status = host
+        .wait_exit(Duration::from_secs(10))
+        .expect("did not exit");
     assert_eq!(status.code(), Some(3), "{}", host.stderr());
-    assert!(stuck.join().unwrap(), "the stuck request should have failed");
-    assert!(host.stderr().contains("stopped before every request in flight finished"));
+    assert!(
+        stuck.join().unwrap(),
+        "the stuck request should have failed"
+    );
+    assert!(
+        host.stderr()
+            .contains("stopped before every request in flight finished")
+    );
 }
 
 #[test]
@@ -96,8 +108,13 @@ fn a_second_signal_stops_the_job_at_once() {
     std::thread::sleep(Duration::from_millis(500));
     signal(&host, libc::SIGTERM);
     assert!(host.wait_for_log("draining", Duration::from_secs(5)));
-    assert!(host.wait_exit(Duration::from_millis(500)).is_none(), "it should be draining");
+    assert!(
+        host.wait_exit(Duration::from_millis(500)).is_none(),
+        "it should be draining"
+    );
     signal(&host, libc::SIGINT);
-    let status = host.wait_exit(Duration::from_secs(10)).expect("did not exit");
+    let status = host
+        .wait_exit(Duration::from_secs(10))
+        .expect("did not exit");
     assert_eq!(status.code(), Some(3), "{}", host.stderr());
 }

@@ -25,7 +25,11 @@ fn a_trap_is_a_500_logged_with_the_label_and_the_next_request_succeeds() {
         "{line}"
     );
     // The guest's own panic message reaches the log (its stderr).
-    assert!(host.stderr().contains("fixture asked to trap"), "{}", host.stderr());
+    assert!(
+        host.stderr().contains("fixture asked to trap"),
+        "{}",
+        host.stderr()
+    );
     for _ in 0..3 {
         let reply = get(&format!("{url}/"));
         assert_eq!((reply.status, reply.body.as_str()), (200, "ok\n"));

@@ -365,7 +365,15 @@ pub fn call_auth(
     let timestamp = timestamp_ms.to_string();
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
     for part in [
-        "v1", revision, label, function, deadline_ms, caller, &timestamp, &nonce, &digest,
+        "v1",
+        revision,
+        label,
+        function,
+        deadline_ms,
+        caller,
+        &timestamp,
+        &nonce,
+        &digest,
     ] {
         mac.update(&(part.len() as u64).to_be_bytes());
         mac.update(part.as_bytes());
