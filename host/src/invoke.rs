@@ -69,6 +69,18 @@ pub enum CallError {
         /// The trap, with its wasm backtrace.
         detail: String,
     },
+    /// The call ran past the component's `request_timeout_ms`.
+    #[error(
+        "component `{label}` did not finish `{function}` within its request_timeout_ms of {ms} ms"
+    )]
+    TimedOut {
+        /// The called component.
+        label: String,
+        /// The function.
+        function: String,
+        /// The limit.
+        ms: u64,
+    },
 }
 
 /// A resolved function: the interface export holding it (or `None` for a
@@ -230,13 +242,23 @@ pub async fn call(
             detail: e.to_string(),
         })?;
     let mut results = vec![Val::Bool(false); ty.results().len()];
-    func.call_async(&mut store, &params, &mut results)
-        .await
-        .map_err(|e| CallError::Trap {
+    // Bounded like a served request: `request_timeout_ms` of wall-clock time.
+    let timeout = component.spec.limits.request_timeout;
+    match tokio::time::timeout(timeout, func.call_async(&mut store, &params, &mut results)).await {
+        Ok(outcome) => outcome.map_err(|e| CallError::Trap {
             label: label.to_string(),
             function: target.qualified(),
             detail: format!("{e:#}"),
-        })?;
+        })?,
+        Err(_) => {
+            return Err(CallError::TimedOut {
+                label: label.to_string(),
+                function: target.qualified(),
+                ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            }
+            .into());
+        }
+    }
     let rendered: Vec<String> = results
         .iter()
         .map(|v| wasm_wave::to_string(v).context("rendering the result as WAVE"))

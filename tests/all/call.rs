@@ -80,3 +80,26 @@ fn arguments_that_do_not_fit_name_the_parameters() {
     let (code, _, err) = call(&["greeter", "greet"]);
     assert_eq!(code, Some(1), "{err}");
 }
+
+#[test]
+fn a_call_that_runs_past_its_request_timeout_is_stopped() {
+    let app = amimono_tests::temp_app(
+        "[app]\nname = \"probe\"\n\n[components.probe]\nsource = \"{wasm:fixture_trap_http}\"\nlimits = { request_timeout_ms = 300 }\n\n[jobs.one]\ncomponents = [\"probe\"]\n",
+    );
+    let out = amimono_tests::run_amimono(
+        &[
+            "call",
+            app.path().to_str().unwrap(),
+            "probe",
+            "spin",
+            "60000",
+        ],
+        &[],
+    );
+    let (_, stderr) = amimono_tests::texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("did not finish `spin` within its request_timeout_ms of 300 ms"),
+        "{stderr}"
+    );
+}
