@@ -99,7 +99,7 @@ fn a_call_that_runs_past_its_request_timeout_is_stopped() {
     let (_, stderr) = amimono_tests::texts(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("did not finish `spin` within its request_timeout_ms of 300 ms"),
+        stderr.contains("did not finish `fixtures:probe/control@0.1.0#spin` within its request_timeout_ms of 300 ms"),
         "{stderr}"
     );
 }
