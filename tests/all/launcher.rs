@@ -82,9 +82,13 @@ fn job_of(pid: u32) -> Option<String> {
 }
 
 fn start_up(app: &tempfile::TempDir) -> Host {
+    start_up_without(app, &[])
+}
+
+fn start_up_without(app: &tempfile::TempDir, unset: &[&str]) -> Host {
     let bundle = app.path().join("hello.amimono");
     let base = free_port().to_string();
-    Host::start_with(
+    Host::start_without(
         &[
             "up",
             app.path().to_str().unwrap(),
@@ -94,8 +98,39 @@ fn start_up(app: &tempfile::TempDir) -> Host {
             &base,
         ],
         &[],
+        unset,
         &["frontend"],
     )
+}
+
+fn env_of(pid: u32, name: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{name}=");
+    environ
+        .split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+#[test]
+fn up_gives_every_job_one_new_cluster_key() {
+    let app = temp_app(&hello_manifest());
+    let up = start_up_without(&app, &["AMIMONO_CLUSTER_KEY"]);
+    // The split app works: its calls between jobs are authenticated.
+    let reply = get(&format!("{}/hello/world", up.url("frontend")));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let keys: Vec<String> = children(up.pid())
+        .into_iter()
+        .filter_map(|pid| env_of(pid, "AMIMONO_CLUSTER_KEY"))
+        .collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(keys[0], keys[1]);
+    assert_eq!(keys[0].len(), 64);
+    assert_ne!(keys[0], amimono_tests::TEST_CLUSTER_KEY);
+    assert!(
+        !up.stderr().contains(&keys[0]),
+        "the key must never be logged"
+    );
 }
 
 #[test]

@@ -113,6 +113,17 @@ impl Host {
     /// Starts `amimono <args>` (e.g. `up <app>`) with `env` and waits until
     /// it has printed a URL for each label in `http_labels`.
     pub fn start_with(args: &[&str], env: &[(&str, &str)], http_labels: &[&str]) -> Host {
+        Host::start_without(args, env, &[], http_labels)
+    }
+
+    /// [`Host::start_with`], with the variables `unset` removed from the
+    /// environment (e.g. the tests' cluster key).
+    pub fn start_without(
+        args: &[&str],
+        env: &[(&str, &str)],
+        unset: &[&str],
+        http_labels: &[&str],
+    ) -> Host {
         let mut command = amimono();
         command
             .args(args)
@@ -120,6 +131,9 @@ impl Host {
             .stderr(Stdio::piped());
         for (k, v) in env {
             command.env(k, v);
+        }
+        for k in unset {
+            command.env_remove(k);
         }
         let mut child = command.spawn().expect("starting amimono run");
         let stderr = Arc::new(Mutex::new(String::new()));
