@@ -3,7 +3,7 @@
 //! calling a callee that keeps failing (its circuit opens, logged) and probe
 //! it again, and recover without a restart once the callee is back.
 
-use amimono_tests::{Host, get, hello_bindings, hello_manifest, request_id, temp_app};
+use amimono_tests::{Host, get, hello_bindings, hello_manifest, request_id, signal_pid, temp_app};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -28,11 +28,20 @@ fn start(app: &Path, job: &str, bindings: &Path, http: &[&str]) -> Host {
     host
 }
 
-fn signal(pid: u32, signal: i32) {
-    // SAFETY: a pid this test spawned and still owns.
-    #[allow(unsafe_code)]
-    let sent = unsafe { libc::kill(pid as libc::pid_t, signal) };
-    assert_eq!(sent, 0);
+/// Waits until process `pid` is in `state` (`T`: stopped) per /proc.
+fn wait_for_state(pid: u32, state: char) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let now = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        if now == Some(state) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("process {pid} did not reach state {state}");
 }
 
 /// GETs `url` until it answers 200, for at most `within`; how long it took.
@@ -57,7 +66,8 @@ fn a_stopped_callee_fails_calls_within_their_deadline_opens_its_circuit_and_reco
     let url = format!("http://127.0.0.1:{web_port}/hello/world");
     assert_eq!(get(&url).status, 200);
 
-    signal(backend.pid(), libc::SIGSTOP);
+    signal_pid(backend.pid(), libc::SIGSTOP);
+    wait_for_state(backend.pid(), 'T');
     let mut ids = Vec::new();
     for _ in 0..8 {
         let started = Instant::now();
@@ -90,7 +100,7 @@ fn a_stopped_callee_fails_calls_within_their_deadline_opens_its_circuit_and_reco
 
     // Back: a probe gets through and the circuit closes; the web job was
     // never restarted.
-    signal(backend.pid(), libc::SIGCONT);
+    signal_pid(backend.pid(), libc::SIGCONT);
     until_ok(&url, Duration::from_secs(30));
     assert!(web.wait_for_log("circuit closed", Duration::from_secs(5)));
 }
@@ -116,7 +126,7 @@ fn a_killed_callee_fails_calls_and_a_restarted_one_is_used_again() {
         })
     };
     std::thread::sleep(Duration::from_millis(300));
-    signal(backend.pid(), libc::SIGKILL);
+    signal_pid(backend.pid(), libc::SIGKILL);
     backend
         .wait_exit(Duration::from_secs(5))
         .expect("the backend did not die");

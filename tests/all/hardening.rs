@@ -316,48 +316,21 @@ fn a_memory_budget_larger_than_the_machine_is_refused_at_start() {
     );
 }
 
-/// The revision of the app in `dir` (from `_config`).
-fn revision_of(dir: &std::path::Path) -> String {
-    let out = amimono_tests::run_amimono(
-        &["run", dir.to_str().unwrap()],
-        &[("AMIMONO_JOB", "_config")],
-    );
-    let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    config["revision"].as_str().unwrap().to_string()
-}
-
 /// The probe (rpc, job `one`, `call_timeout_ms = 300`) called from job
-/// `web`; the backend alone is started. Its base URL and revision.
-fn probe_backend() -> (tempfile::TempDir, tempfile::TempDir, Host, String, String) {
-    let app = temp_app(
+/// `web`; the backend alone is started.
+fn probe_backend() -> amimono_tests::RpcBackend {
+    amimono_tests::RpcBackend::start(
         "[app]\nname = \"probe\"\n\n[components.probe]\nbinding = \"rpc\"\ncall_timeout_ms = 300\nsource = \"{wasm:fixture_trap_http}\"\n\n\
          [components.edge]\nbinding = \"http\"\nsource = \"{wasm:fixture_edge_http}\"\n\n\
          [jobs.one]\ncomponents = [\"probe\"]\n\n[jobs.web]\ncomponents = [\"edge\"]\n",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let port = amimono_tests::free_port();
-    let bindings = dir.path().join("b.toml");
-    std::fs::write(
-        &bindings,
-        format!("[components.probe]\ntype = \"rpc\"\ninternal = \"127.0.0.1:{port}\"\n"),
+        "one",
     )
-    .unwrap();
-    let host = Host::start(
-        app.path(),
-        &[
-            ("AMIMONO_JOB", "one"),
-            ("AMIMONO_BINDINGS", bindings.to_str().unwrap()),
-        ],
-        &[],
-    );
-    host.wait_running();
-    let revision = revision_of(app.path());
-    (app, dir, host, format!("http://127.0.0.1:{port}"), revision)
 }
 
 #[test]
 fn a_callee_caps_the_deadline_a_caller_asks_for() {
-    let (_app, _dir, host, url, revision) = probe_backend();
+    let backend = probe_backend();
+    let (host, url, revision) = (&backend.host, &backend.url, &backend.revision);
     let started = Instant::now();
     let (status, _, body) = rpc_call(
         &url,
@@ -379,7 +352,8 @@ fn a_callee_caps_the_deadline_a_caller_asks_for() {
 
 #[test]
 fn a_huge_declared_body_is_refused_before_it_is_read() {
-    let (_app, _dir, _host, url, revision) = probe_backend();
+    let backend = probe_backend();
+    let (url, revision) = (&backend.url, &backend.revision);
     let head = |auth: &str| {
         format!(
             "POST /amimono/v1/call/probe HTTP/1.1\r\nHost: x\r\namimono-revision: {revision}\r\n\

@@ -3,8 +3,8 @@
 //! job is gone.
 
 use amimono_tests::{
-    Host, TEST_CLUSTER_KEY, amimono, call_auth, free_port, get, hello_app, hello_bindings,
-    hello_manifest, now_ms, post, request_id, rpc_call, run_amimono, temp_app, texts,
+    Host, TEST_CLUSTER_KEY, amimono, call_auth, get, hello_app, hello_bindings, hello_manifest,
+    now_ms, post, request_id, rpc_call, run_amimono, temp_app, texts,
 };
 use std::time::{Duration, Instant};
 
@@ -483,38 +483,16 @@ fn when_the_callee_job_is_down_the_caller_says_which_call_failed_and_that_it_may
 /// component that imports its interface (so other jobs may call it).
 pub const PROBE_RPC_APP: &str = "[app]\nname = \"probe\"\n\n[components.probe]\nbinding = \"rpc\"\nsource = \"{wasm:fixture_trap_http}\"\n\n[components.edge]\nbinding = \"http\"\nsource = \"{wasm:fixture_edge_http}\"\n\n[jobs.one]\ncomponents = [\"probe\"]\n\n[jobs.web]\ncomponents = [\"edge\"]\n";
 
-fn probe_backend(dir: &tempfile::TempDir) -> (Host, String, String) {
-    let app = temp_app(PROBE_RPC_APP);
-    let port = free_port();
-    let bindings = dir.path().join("b.toml");
-    std::fs::write(
-        &bindings,
-        format!("[components.probe]\ntype = \"rpc\"\ninternal = \"127.0.0.1:{port}\"\n"),
-    )
-    .unwrap();
-    let out = run_amimono(
-        &["run", app.path().to_str().unwrap()],
-        &[("AMIMONO_JOB", "_config")],
-    );
-    let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let revision = config["revision"].as_str().unwrap().to_string();
-    let host = Host::start(
-        app.path(),
-        &[
-            ("AMIMONO_JOB", "one"),
-            ("AMIMONO_BINDINGS", bindings.to_str().unwrap()),
-        ],
-        &[],
-    );
-    host.wait_running();
-    std::mem::forget(app);
-    (host, format!("http://127.0.0.1:{port}"), revision)
+fn probe_backend() -> (amimono_tests::RpcBackend, String, String) {
+    let backend = amimono_tests::RpcBackend::start(PROBE_RPC_APP, "one");
+    let (url, revision) = (backend.url.clone(), backend.revision.clone());
+    (backend, url, revision)
 }
 
 #[test]
 fn the_callers_deadline_stops_a_busy_callee() {
-    let dir = tempfile::tempdir().unwrap();
-    let (host, call, revision) = probe_backend(&dir);
+    let (backend, call, revision) = probe_backend();
+    let host = &backend.host;
     let started = Instant::now();
     // spin(10000): ten seconds of CPU, but the caller only waits 200 ms.
     let spin = "fixtures:probe/control@0.1.0#spin";
@@ -537,8 +515,8 @@ fn the_callers_deadline_stops_a_busy_callee() {
 
 #[test]
 fn a_trapping_callee_answers_500_and_keeps_serving() {
-    let dir = tempfile::tempdir().unwrap();
-    let (host, call, revision) = probe_backend(&dir);
+    let (backend, call, revision) = probe_backend();
+    let host = &backend.host;
     let boom = "fixtures:probe/control@0.1.0#boom";
     let (status, _, body) = rpc_call(
         &call,

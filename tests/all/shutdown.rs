@@ -17,13 +17,6 @@ fn edge(limits: &str) -> (tempfile::TempDir, Host) {
     (app, host)
 }
 
-fn signal(host: &Host, signal: i32) {
-    // SAFETY: a pid this test spawned and still owns (not reaped yet).
-    #[allow(unsafe_code)]
-    let sent = unsafe { libc::kill(host.pid() as libc::pid_t, signal) };
-    assert_eq!(sent, 0);
-}
-
 #[test]
 fn sigterm_lets_requests_in_flight_finish_then_exits_0() {
     let (_app, mut host) = edge("");
@@ -35,7 +28,7 @@ fn sigterm_lets_requests_in_flight_finish_then_exits_0() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
-    signal(&host, libc::SIGTERM);
+    host.signal(libc::SIGTERM);
     // New connections are refused once the listener closes.
     let address = url.trim_start_matches("http://").to_string();
     let mut refused = false;
@@ -62,7 +55,7 @@ fn sigterm_lets_requests_in_flight_finish_then_exits_0() {
 fn an_idle_job_stops_at_once() {
     let (_app, mut host) = edge("");
     let started = Instant::now();
-    signal(&host, libc::SIGTERM);
+    host.signal(libc::SIGTERM);
     let status = host
         .wait_exit(Duration::from_secs(10))
         .expect("did not exit");
@@ -85,7 +78,7 @@ fn the_end_of_the_grace_period_stops_the_job_with_status_3() {
         agent.get(&format!("{url}/sleep?ms=60000")).call().is_err()
     });
     std::thread::sleep(Duration::from_millis(500));
-    signal(&host, libc::SIGTERM);
+    host.signal(libc::SIGTERM);
     let status = host
         .wait_exit(Duration::from_secs(10))
         .expect("did not exit");
@@ -106,13 +99,13 @@ fn a_second_signal_stops_the_job_at_once() {
     let url = host.url("edge").to_string();
     let _stuck = std::thread::spawn(move || get(&format!("{url}/sleep?ms=60000")));
     std::thread::sleep(Duration::from_millis(500));
-    signal(&host, libc::SIGTERM);
+    host.signal(libc::SIGTERM);
     assert!(host.wait_for_log("draining", Duration::from_secs(5)));
     assert!(
         host.wait_exit(Duration::from_millis(500)).is_none(),
         "it should be draining"
     );
-    signal(&host, libc::SIGINT);
+    host.signal(libc::SIGINT);
     let status = host
         .wait_exit(Duration::from_secs(10))
         .expect("did not exit");

@@ -206,6 +206,11 @@ impl Host {
         self.child.id()
     }
 
+    /// Sends `signal` (e.g. `libc::SIGTERM`) to the process.
+    pub fn signal(&self, signal: i32) {
+        signal_pid(self.pid(), signal);
+    }
+
     /// Waits up to `timeout` for the process to exit; its status code.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + timeout;
@@ -255,6 +260,64 @@ impl Drop for Host {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A job of a temporary app serving rpc component `probe` on a free port,
+/// alone: the app (kept alive by the value), the host, the base URL of its
+/// rpc listener and the app's revision. `manifest` is a [`temp_app`] text
+/// whose job `job` holds `probe`.
+pub struct RpcBackend {
+    /// The host.
+    pub host: Host,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// The app's revision.
+    pub revision: String,
+    _app: tempfile::TempDir,
+}
+
+impl RpcBackend {
+    /// Starts job `job` of `manifest` with `probe` on a free port.
+    pub fn start(manifest: &str, job: &str) -> RpcBackend {
+        let app = temp_app(manifest);
+        let port = free_port();
+        let bindings = app.path().join("b.toml");
+        std::fs::write(
+            &bindings,
+            format!("[components.probe]\ntype = \"rpc\"\ninternal = \"127.0.0.1:{port}\"\n"),
+        )
+        .unwrap();
+        let out = run_amimono(
+            &["run", app.path().to_str().unwrap()],
+            &[("AMIMONO_JOB", "_config")],
+        );
+        let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let revision = config["revision"].as_str().unwrap().to_string();
+        let host = Host::start(
+            app.path(),
+            &[
+                ("AMIMONO_JOB", job),
+                ("AMIMONO_BINDINGS", bindings.to_str().unwrap()),
+            ],
+            &[],
+        );
+        host.wait_running();
+        RpcBackend {
+            host,
+            url: format!("http://127.0.0.1:{port}"),
+            revision,
+            _app: app,
+        }
+    }
+}
+
+/// Sends `signal` to process `pid` (one the test spawned).
+pub fn signal_pid(pid: u32, signal: i32) {
+    // SAFETY: `kill` with a valid signal; a pid this test spawned and still
+    // owns (not reaped yet).
+    #[allow(unsafe_code)]
+    let sent = unsafe { libc::kill(pid as libc::pid_t, signal) };
+    assert_eq!(sent, 0, "kill({pid}, {signal})");
 }
 
 /// An HTTP response's status and body.

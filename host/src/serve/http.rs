@@ -112,8 +112,11 @@ pub async fn serve(
     .await;
 }
 
-/// Request headers that concern one connection only (RFC 9110 §7.6.1), which
-/// a guest must never see (a proxying guest would forward them).
+/// Headers that concern one connection only (RFC 9110 §7.6.1). A guest
+/// must never see them on a request (a proxying guest would forward them)
+/// nor send them on a response: framing and connection management belong to
+/// the host (wasmtime-wasi-http refuses most of them already; `te` and
+/// `trailer` it lets through).
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
@@ -139,19 +142,6 @@ pub fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
         headers.remove(name);
     }
 }
-
-/// Response headers a guest may not send: framing and connection
-/// management belong to the host (wasmtime-wasi-http refuses most of them
-/// already; `te` and `trailer` it lets through).
-const RESPONSE_HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// How a request's guest task ended (shared with its response body).
 struct TaskOutcome(AtomicU8);
@@ -209,10 +199,11 @@ pub struct GuestBody {
     done: bool,
 }
 
-type BodyError2 = wasmtime_wasi_http::Error;
+/// The error type of response bodies (wasmtime-wasi-http's).
+type GuestBodyError = wasmtime_wasi_http::Error;
 
 impl GuestBody {
-    fn fail(&mut self, message: &str) -> Poll<Option<Result<Frame<Bytes>, BodyError2>>> {
+    fn fail(&mut self, message: &str) -> Poll<Option<Result<Frame<Bytes>, GuestBodyError>>> {
         self.done = true;
         if let Some(handle) = self.guard.0.take() {
             handle.abort();
@@ -225,7 +216,7 @@ impl GuestBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = BodyError2;
+    type Error = GuestBodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
@@ -394,7 +385,7 @@ async fn handle(
     let answer = tokio::time::timeout_at(deadline, receiver).await;
     match answer {
         Ok(Ok(Ok(mut response))) => {
-            for name in RESPONSE_HOP_BY_HOP {
+            for name in HOP_BY_HOP {
                 response.headers_mut().remove(name);
             }
             let guard = AbortOnDrop(guard.0.take());
