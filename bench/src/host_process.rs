@@ -1,15 +1,16 @@
 //! `amimono run` as a child process of a benchmark: started with the given
 //! arguments and environment, awaited until it logs "job running" (with the
 //! URL of each HTTP component it printed and the `ready_ms` it reported),
-//! its logs drained in the background so it never blocks on a full pipe, and
-//! killed when dropped.
+//! its logs drained in the background so it never blocks on a full pipe
+//! (warnings forwarded, or every line written to a file), and killed when
+//! dropped. Also: a process's CPU time and resident memory from `/proc`.
 
 use crate::child::ChildGuard;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -45,6 +46,31 @@ impl HostProcess {
         env: &[(&str, &OsStr)],
         expect_urls: &[&str],
     ) -> Result<HostProcess> {
+        Self::start_logging(root, name, app, env, expect_urls, None)
+    }
+
+    /// [`HostProcess::start`], with every line the host logs written to
+    /// `log` (created or truncated) instead of its warnings forwarded to
+    /// stderr: for runs whose guests misbehave on purpose, and whose logs
+    /// are evidence.
+    pub fn start_logging(
+        root: &Path,
+        name: &str,
+        app: &OsStr,
+        env: &[(&str, &OsStr)],
+        expect_urls: &[&str],
+        log: Option<&Path>,
+    ) -> Result<HostProcess> {
+        let mut log_file = match log {
+            Some(path) => Some((
+                std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("creating {}", path.display()))?,
+                ),
+                PathBuf::from(path),
+            )),
+            None => None,
+        };
         let mut command = Command::new(root.join("target/release/amimono"));
         command
             .current_dir(root)
@@ -87,8 +113,18 @@ impl HostProcess {
             let mut running = false;
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                if let Some((file, path)) = &mut log_file {
+                    // Flushed per line: the file is read while the host runs.
+                    if writeln!(file, "{line}")
+                        .and_then(|()| file.flush())
+                        .is_err()
+                    {
+                        eprintln!("{who}: cannot write {}", path.display());
+                        log_file = None;
+                    }
+                }
                 if running {
-                    if line.contains("WARN") || line.contains("ERROR") {
+                    if log_file.is_none() && (line.contains("WARN") || line.contains("ERROR")) {
                         eprintln!("{who}: {line}");
                     }
                 } else if line.contains("job running") {
@@ -182,7 +218,23 @@ fn cpu_ticks_of(stat: &str) -> Option<u64> {
     ticks(11)?.checked_add(ticks(12)?)
 }
 
-fn clock_ticks_per_second() -> f64 {
+/// Resident memory of a process, in KiB (`VmRSS` of `/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    rss_kib_of(&status).with_context(|| format!("no VmRSS in /proc/{pid}/status"))
+}
+
+/// The `VmRSS:  1234 kB` line of a `/proc/<pid>/status` text, in KiB.
+fn rss_kib_of(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let mut fields = line["VmRSS:".len()..].split_whitespace();
+    let value = fields.next()?.parse().ok()?;
+    (fields.next()? == "kB").then_some(value)
+}
+
+/// Clock ticks per second of `/proc` CPU times (USER_HZ).
+pub fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if ticks > 0 { ticks as f64 } else { 100.0 }
@@ -208,6 +260,16 @@ mod tests {
         assert_eq!(cpu_ticks_of(line), Some(137 + 42));
         assert_eq!(cpu_ticks_of("4242 (short) S 1 2 3"), None);
         assert_eq!(cpu_ticks_of("no parenthesis"), None);
+    }
+
+    #[test]
+    fn rss_is_read_from_the_status_text() {
+        let status = "Name:\tamimono\nVmPeak:\t  900000 kB\nVmHWM:\t   61000 kB\n\
+                      VmRSS:\t   58312 kB\nRssAnon:\t   40000 kB\n";
+        assert_eq!(rss_kib_of(status), Some(58312));
+        assert_eq!(rss_kib_of("Name:\tx\n"), None);
+        assert_eq!(rss_kib_of("VmRSS:\t12 pages\n"), None);
+        assert!(rss_kib(std::process::id()).unwrap() > 0);
     }
 
     #[test]

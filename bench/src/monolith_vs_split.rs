@@ -85,7 +85,7 @@ struct Samples {
 }
 
 /// A job and its components: (label, binding type).
-type JobMembers = (String, Vec<(String, String)>);
+pub type JobMembers = (String, Vec<(String, String)>);
 
 /// PF5's result.
 pub struct Pf5 {
@@ -267,7 +267,7 @@ pub fn run(root: &Path, quick: bool) -> Result<Pf5> {
 }
 
 /// The home page in EUR (every product price converted).
-fn home_flow() -> Flow {
+pub fn home_flow() -> Flow {
     Flow {
         steps: vec![Step {
             method: "GET",
@@ -281,7 +281,7 @@ fn home_flow() -> Flow {
 }
 
 /// Add one product to a fresh cart, then check out with a valid card.
-fn checkout_flow() -> Flow {
+pub fn checkout_flow() -> Flow {
     let order = [
         ("email", "someone@example.com"),
         ("street_address", "1600 Amphitheatre Parkway"),
@@ -393,7 +393,7 @@ fn start(root: &Path, app: &Path, work: &Path, deployment: Deployment) -> Result
 
 /// The jobs of `layout` (or `[jobs]`): job → [(label, binding type)], from
 /// `AMIMONO_JOB=_config`.
-fn jobs_of(root: &Path, app: &Path, layout: Option<&str>) -> Result<Vec<JobMembers>> {
+pub fn jobs_of(root: &Path, app: &Path, layout: Option<&str>) -> Result<Vec<JobMembers>> {
     let mut command = Command::new(root.join("target/release/amimono"));
     command
         .current_dir(root)
@@ -442,8 +442,8 @@ fn jobs_of(root: &Path, app: &Path, layout: Option<&str>) -> Result<Vec<JobMembe
 
 /// A bindings file giving every `http` and `rpc` component a free loopback
 /// port (rpc components of one job share one).
-fn write_bindings(work: &Path, name: &str, jobs: &[JobMembers]) -> Result<PathBuf> {
-    let mut text = String::from("# Written by the PF5 benchmark.\n");
+pub fn write_bindings(work: &Path, name: &str, jobs: &[JobMembers]) -> Result<PathBuf> {
+    let mut text = String::from("# Written by the benchmarks (PF5, soak).\n");
     let mut taken = std::collections::BTreeSet::new();
     let mut port = || -> Result<u16> {
         loop {

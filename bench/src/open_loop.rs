@@ -97,7 +97,7 @@ pub fn run(
 }
 
 /// Sleeps until shortly before `at`, then spins until it.
-fn wait_until(at: Instant) {
+pub fn wait_until(at: Instant) {
     const SPIN: Duration = Duration::from_micros(100);
     let now = Instant::now();
     if at > now + SPIN {
@@ -109,7 +109,7 @@ fn wait_until(at: Instant) {
 }
 
 /// Sends one step and checks its status; reads the whole body.
-async fn send(client: &HttpClient, base: &str, step: &Step, cookie: &str) -> Result<()> {
+pub async fn send(client: &HttpClient, base: &str, step: &Step, cookie: &str) -> Result<()> {
     let mut request = hyper::Request::builder()
         .method(step.method)
         .uri(format!("{base}{}", step.path))
