@@ -275,8 +275,21 @@ fn ensure_wasmtime_cli() -> Result<(), String> {
         .arg(&tools))
 }
 
+/// Whether the bench arguments select PF4 (every measure runs without
+/// `--only`), the one measure that needs wasmtime-cli.
+fn measures_pf4(args: &[String]) -> bool {
+    match args.iter().position(|a| a == "--only") {
+        None => true,
+        Some(i) => args.get(i + 1).is_some_and(|names| {
+            names
+                .split(',')
+                .any(|name| name.trim().eq_ignore_ascii_case("PF4"))
+        }),
+    }
+}
+
 fn bench(args: &[String]) -> Result<(), String> {
-    if !args.iter().any(|a| a == "--quick") {
+    if !args.iter().any(|a| a == "--quick") && measures_pf4(args) {
         ensure_wasmtime_cli()?;
     }
     build()?;
