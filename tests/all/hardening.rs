@@ -333,9 +333,9 @@ fn a_callee_caps_the_deadline_a_caller_asks_for() {
     let (host, url, revision) = (&backend.host, &backend.url, &backend.revision);
     let started = Instant::now();
     let (status, _, body) = rpc_call(
-        &url,
+        url,
         "probe",
-        &revision,
+        revision,
         "fixtures:probe/control@0.1.0#spin",
         Some("18446744073709551615"),
         &[0x90, 0x4e],
@@ -362,13 +362,13 @@ fn a_huge_declared_body_is_refused_before_it_is_read() {
         )
     };
     // Unauthenticated: refused at once, nothing read.
-    let mut stream = send(&url, &head(""));
+    let mut stream = send(url, &head(""));
     let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(5));
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 401"));
     // Authenticated (signed over an empty body): 413 at once.
     let auth = amimono_tests::call_auth(
         amimono_tests::TEST_CLUSTER_KEY,
-        &revision,
+        revision,
         "probe",
         "fixtures:probe/control@0.1.0#whoami",
         "",
@@ -376,7 +376,7 @@ fn a_huge_declared_body_is_refused_before_it_is_read() {
         b"",
         amimono_tests::now_ms(),
     );
-    let mut stream = send(&url, &head(&format!("amimono-auth: {auth}\r\n")));
+    let mut stream = send(url, &head(&format!("amimono-auth: {auth}\r\n")));
     let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(5));
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
