@@ -15,11 +15,15 @@
 //! `checkout`), so a trap there crosses processes. Key-value data in SQLite,
 //! as by default, under `target/bench/soak/<app>/data`.
 //!
+//! Misbehaving clients ([`Misbehaviour`]) run against the same processes
+//! from the first measurement to the last, so the rates below are what they
+//! leave to well-behaved requests.
 //! 1. Closed loop: [`PROBE_CLIENTS`] clients send the app's well-behaved mix
-//!    back to back for a few seconds: the maximum sustainable rate.
-//! 2. Open loop at [`LOAD_FRACTION`] of it (schedule as in
-//!    [`crate::open_loop`], latency from the scheduled start), while
-//!    misbehaving clients ([`Misbehaviour`]) run against the same processes:
+//!    back to back for a few seconds: the maximum rate; then an open-loop
+//!    ramp at rising fractions of it finds the highest rate that holds.
+//! 2. Open loop at [`LOAD_FRACTION`] of that (schedule as in
+//!    [`crate::open_loop`], latency from the scheduled start). The
+//!    misbehaving clients:
 //!    slow clients on the frontend's own listener (headers or a body a byte
 //!    at a time, a body announced and never sent), clients that never read a
 //!    64 MiB response, and requests that trap (in the frontend's job, in a
@@ -497,7 +501,7 @@ impl Soak {
             .collect::<Vec<_>>()
             .join(", ");
         let mut out = format!(
-            "{} soak: {} ({} processes: {}); closed loop max {:.0} requests/s ({PROBE_CLIENTS} clients, {:.0} s); open-loop ramp of {:.0} s steps: {ramp} → sustained {:.0} requests/s; soak at {:.0} % of it: {:.0} requests/s for {:.0} s with misbehaving clients alongside; {SLICES} slices of {slice_s:.0} s, the first is warm-up\n\n",
+            "{} soak: {} ({} processes: {}); closed loop max {:.0} requests/s ({PROBE_CLIENTS} clients, {:.0} s); open-loop ramp of {:.0} s steps: {ramp} → sustained {:.0} requests/s; misbehaving clients alongside throughout; soak at {:.0} % of it: {:.0} requests/s for {:.0} s; {SLICES} slices of {slice_s:.0} s, the first is warm-up\n\n",
             self.app.key(),
             self.app.name(),
             self.jobs.len(),
@@ -934,6 +938,33 @@ pub fn run(root: &Path, quick: bool, app: SoakApp) -> Result<Soak> {
         .build()?;
     let client = runtime.block_on(async { open_loop::client() });
     let mix = app.mix();
+    // The misbehaving clients run from the start, so the maximum rate and
+    // the ramp measure the capacity they leave to well-behaved requests.
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop_on_error = StopOnDrop(stop.clone());
+    let misbehaving_from = Instant::now();
+    let tallies: Arc<Mutex<BTreeMap<&'static str, Tally>>> = Arc::default();
+    let skip = std::env::var(SKIP_ENV).unwrap_or_default();
+    let skipped = |kind: Misbehaviour| {
+        skip.split(',')
+            .any(|s| s.trim() == "all" || s.trim() == kind.key())
+    };
+    let mut clients = Vec::new();
+    for kind in Misbehaviour::ALL.into_iter().filter(|k| !skipped(*k)) {
+        let threads = match kind.pace() {
+            Pace::Rate(_) => 1,
+            Pace::Clients(n) => n,
+        };
+        for i in 0..threads {
+            let (stop, tallies, targets) = (stop.clone(), tallies.clone(), targets.clone());
+            clients.push(
+                std::thread::Builder::new()
+                    .name(format!("soak-{}-{i}", kind.key()))
+                    .spawn(move || misbehave(kind, &targets, misbehaving_from, &stop, &tallies))
+                    .context("starting a misbehaving client")?,
+            );
+        }
+    }
 
     eprintln!(
         "soak {}: measuring the maximum rate ({:.0} s)",
@@ -973,34 +1004,11 @@ pub fn run(root: &Path, quick: bool, app: SoakApp) -> Result<Soak> {
         durations.soak
     );
     let origin = Instant::now() + Duration::from_millis(20);
-    let stop = Arc::new(AtomicBool::new(false));
     let pids: Vec<u32> = hosts.iter().map(|(_, h)| h.pid()).collect();
     let sampler = {
         let (stop, pids, every) = (stop.clone(), pids.clone(), durations.rss_every);
         std::thread::spawn(move || sample(&pids, origin, every, &stop))
     };
-    let tallies: Arc<Mutex<BTreeMap<&'static str, Tally>>> = Arc::default();
-    let skip = std::env::var(SKIP_ENV).unwrap_or_default();
-    let skipped = |kind: Misbehaviour| {
-        skip.split(',')
-            .any(|s| s.trim() == "all" || s.trim() == kind.key())
-    };
-    let mut clients = Vec::new();
-    for kind in Misbehaviour::ALL.into_iter().filter(|k| !skipped(*k)) {
-        let threads = match kind.pace() {
-            Pace::Rate(_) => 1,
-            Pace::Clients(n) => n,
-        };
-        for i in 0..threads {
-            let (stop, tallies, targets) = (stop.clone(), tallies.clone(), targets.clone());
-            clients.push(
-                std::thread::Builder::new()
-                    .name(format!("soak-{}-{i}", kind.key()))
-                    .spawn(move || misbehave(kind, &targets, origin, &stop, &tallies))
-                    .context("starting a misbehaving client")?,
-            );
-        }
-    }
     let load = open_loop_run(&runtime, &client, &flows, durations.soak, origin, 0);
     stop.store(true, Ordering::SeqCst);
     for handle in clients {
@@ -1112,6 +1120,15 @@ pub fn run(root: &Path, quick: bool, app: SoakApp) -> Result<Soak> {
         error_samples,
         logs: work,
     })
+}
+
+/// Sets its flag when dropped: an early return stops the clients too.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 fn poisoned() -> anyhow::Error {

@@ -10,13 +10,34 @@
 //! acknowledged write survives the process being killed at any point, not
 //! necessarily a power loss or an OS crash (an `fsync` per commit costs
 //! ~100× as much; `docs/capabilities.md`, "Durability").
+//!
+//! Checkpoints (copying the WAL back into the database, the only step that
+//! `fsync`s) run on a background thread with a connection of its own, every
+//! [`CHECKPOINT_EVERY`]: a passive checkpoint does not block writers, so a
+//! slow disk flush never holds the connection requests wait for (with
+//! SQLite's automatic checkpoints, the commit that crossed the threshold did
+//! it, and every request behind it waited).
 
 use super::backend::{Backend, PAGE, add, parse_counter};
 use super::memory::page;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+/// How often the background thread checkpoints the WAL.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// Frames in the WAL (of a page each, 4 KiB) from which a checkpoint makes
+/// the next commit start it over.
+const RESTART_FRAMES: u64 = 8192;
+/// The WAL file is truncated back to this after a checkpoint restarts it.
+const WAL_SIZE_LIMIT: u64 = 64 << 20;
+
+const SELECT: &str = "SELECT value FROM kv WHERE store = ?1 AND key = ?2";
+const UPSERT: &str = "INSERT INTO kv (store, key, value) VALUES (?1, ?2, ?3)
+     ON CONFLICT (store, key) DO UPDATE SET value = excluded.value";
+const DELETE: &str = "DELETE FROM kv WHERE store = ?1 AND key = ?2";
 
 /// Stores in one SQLite file.
 pub struct Sqlite {
@@ -46,11 +67,16 @@ impl Sqlite {
             )
             .with_context(|| format!("preparing the key-value database {}", path.display()))?;
         connection
-            .busy_timeout(std::time::Duration::from_secs(5))
+            .execute_batch(&format!(
+                "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
+            ))
+            .context("turning SQLite's automatic checkpoints off")?;
+        connection
+            .busy_timeout(Duration::from_secs(5))
             .context("setting the SQLite busy timeout")?;
-        Ok(Sqlite {
-            connection: Arc::new(Mutex::new(connection)),
-        })
+        let connection = Arc::new(Mutex::new(connection));
+        start_checkpoints(path, Arc::downgrade(&connection))?;
+        Ok(Sqlite { connection })
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -70,16 +96,67 @@ impl Sqlite {
     }
 }
 
+/// Checkpoints the WAL of `path` every [`CHECKPOINT_EVERY`] on a thread of
+/// its own until `serving` is dropped.
+///
+/// A passive checkpoint beside running writers copies and flushes most of
+/// the WAL, but never all of it, and SQLite starts the WAL over only after a
+/// checkpoint that caught up with the last commit. So once the WAL holds
+/// [`RESTART_FRAMES`], a second checkpoint runs holding `serving`'s lock:
+/// it has only the frames committed since the first to copy, and the next
+/// commit starts the WAL over.
+fn start_checkpoints(path: &Path, serving: Weak<Mutex<Connection>>) -> Result<()> {
+    let checkpointer = Connection::open(path)
+        .with_context(|| format!("opening the key-value database {}", path.display()))?;
+    let shown = path.display().to_string();
+    std::thread::Builder::new()
+        .name("amimono-sqlite-checkpoint".into())
+        .spawn(move || {
+            let mut failing = false;
+            loop {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                let outcome = checkpoint(&checkpointer).and_then(|frames| {
+                    if frames < RESTART_FRAMES {
+                        return Ok(());
+                    }
+                    let Some(serving) = serving.upgrade() else {
+                        return Ok(());
+                    };
+                    let _writers_wait = serving.lock();
+                    checkpoint(&checkpointer).map(|_| ())
+                });
+                if serving.strong_count() == 0 {
+                    return;
+                }
+                match outcome {
+                    Ok(()) => failing = false,
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(database = %shown, "checkpointing the key-value WAL failed: {e}");
+                    }
+                    Err(_) => {}
+                }
+            }
+        })
+        .context("starting the SQLite checkpoint thread")?;
+    Ok(())
+}
+
+/// A passive checkpoint; the frames in the WAL.
+fn checkpoint(connection: &Connection) -> rusqlite::Result<u64> {
+    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        row.get::<_, i64>(1).map(|frames| frames.max(0) as u64)
+    })
+}
+
 #[async_trait::async_trait]
 impl Backend for Sqlite {
     async fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>> {
         let (store, key) = (store.to_string(), key.to_string());
         self.run(move |c| {
-            c.query_row(
-                "SELECT value FROM kv WHERE store = ?1 AND key = ?2",
-                params![store, key],
-                |row| row.get(0),
-            )
+            c.prepare_cached(SELECT)
+                .context("reading a value")?
+                .query_row(params![store, key], |row| row.get(0))
             .optional()
             .context("reading a value")
         })
@@ -89,11 +166,9 @@ impl Backend for Sqlite {
     async fn set(&self, store: &str, key: &str, value: Vec<u8>) -> Result<()> {
         let (store, key) = (store.to_string(), key.to_string());
         self.run(move |c| {
-            c.execute(
-                "INSERT INTO kv (store, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
-                params![store, key, value],
-            )
+            c.prepare_cached(UPSERT)
+                .context("writing a value")?
+                .execute(params![store, key, value])
             .context("writing a value")?;
             Ok(())
         })
@@ -103,10 +178,9 @@ impl Backend for Sqlite {
     async fn delete(&self, store: &str, key: &str) -> Result<()> {
         let (store, key) = (store.to_string(), key.to_string());
         self.run(move |c| {
-            c.execute(
-                "DELETE FROM kv WHERE store = ?1 AND key = ?2",
-                params![store, key],
-            )
+            c.prepare_cached(DELETE)
+                .context("deleting a value")?
+                .execute(params![store, key])
             .context("deleting a value")?;
             Ok(())
         })
@@ -148,17 +222,15 @@ impl Backend for Sqlite {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .context("starting an increment")?;
             let current: Option<Vec<u8>> = tx
-                .query_row(
-                    "SELECT value FROM kv WHERE store = ?1 AND key = ?2",
-                    params![store, key],
-                    |row| row.get(0),
-                )
+                .prepare_cached(SELECT)
+                .context("reading a value")?
+                .query_row(params![store, key], |row| row.get(0))
                 .optional()
                 .context("reading a counter")?;
             let next = add(current.as_deref().map_or(Ok(0), parse_counter)?, delta)?;
-            tx.execute(
-                "INSERT INTO kv (store, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
+            tx.prepare_cached(UPSERT)
+                .context("writing a value")?
+                .execute(
                 params![store, key, next.to_string().into_bytes()],
             )
             .context("writing a counter")?;
@@ -181,19 +253,17 @@ impl Backend for Sqlite {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .context("starting a compare-and-swap")?;
             let current: Option<Vec<u8>> = tx
-                .query_row(
-                    "SELECT value FROM kv WHERE store = ?1 AND key = ?2",
-                    params![store, key],
-                    |row| row.get(0),
-                )
+                .prepare_cached(SELECT)
+                .context("reading a value")?
+                .query_row(params![store, key], |row| row.get(0))
                 .optional()
                 .context("reading a value")?;
             if current != expected {
                 return Ok(false);
             }
-            tx.execute(
-                "INSERT INTO kv (store, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
+            tx.prepare_cached(UPSERT)
+                .context("writing a value")?
+                .execute(
                 params![store, key, new],
             )
             .context("writing a value")?;
@@ -208,11 +278,9 @@ impl Backend for Sqlite {
         self.run(move |c| {
             let tx = c.transaction().context("starting a batch")?;
             for (key, value) in pairs {
-                tx.execute(
-                    "INSERT INTO kv (store, key, value) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
-                    params![store, key, value],
-                )
+                tx.prepare_cached(UPSERT)
+                    .context("writing a value")?
+                    .execute(params![store, key, value])
                 .context("writing a value")?;
             }
             tx.commit().context("committing a batch")
@@ -225,10 +293,9 @@ impl Backend for Sqlite {
         self.run(move |c| {
             let tx = c.transaction().context("starting a batch")?;
             for key in keys {
-                tx.execute(
-                    "DELETE FROM kv WHERE store = ?1 AND key = ?2",
-                    params![store, key],
-                )
+                tx.prepare_cached(DELETE)
+                    .context("deleting a value")?
+                    .execute(params![store, key])
                 .context("deleting a value")?;
             }
             tx.commit().context("committing a batch")
