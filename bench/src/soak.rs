@@ -39,8 +39,11 @@
 //!   is an error, and there must be none;
 //! - RSS: every process grows by less than [`RSS_GOAL`] between the first
 //!   slice after warm-up and the last (median of each slice's samples);
-//! - p99 stable: per flow, the last slice's p99 is within [`P99_GOAL`]× the
-//!   p99 of the first slice after warm-up.
+//! - p99 stable: per flow, the median of the slice p99s of the last four
+//!   slices is within [`P99_GOAL`]× that of the four after warm-up (one
+//!   slice's p99 on a shared 2-core VM moves several-fold with CPU pressure,
+//!   in both directions: a first and a last slice alone compare noise; the
+//!   last-to-first ratio is printed too).
 //!
 //! The quick run judges only zero errors — a correctness property that holds
 //! for any duration; 20 s say little about memory growth or tail trends, so
@@ -74,7 +77,8 @@ const HOLD_P99: Duration = Duration::from_millis(50);
 const PROBE_CLIENTS: usize = 8;
 /// Goal: largest RSS growth of any process after warm-up (a fraction).
 const RSS_GOAL: f64 = 0.10;
-/// Goal: last slice p99 ÷ first slice p99 after warm-up, per flow.
+/// Goal: later slices' p99 ÷ earlier slices' p99 after warm-up, per flow
+/// (medians of four slices each).
 const P99_GOAL: f64 = 2.0;
 /// Slices the run is cut into; the first is warm-up.
 const SLICES: usize = 10;
@@ -407,8 +411,31 @@ impl Soak {
             .max_by(|a, b| a.growth().total_cmp(&b.growth()))
     }
 
-    /// Per flow of the app: last slice p99 ÷ first p99 after warm-up.
+    /// Per flow of the app: the median of the slice p99s in the later half
+    /// of the run ÷ the same in the earlier half after warm-up (a trend: one
+    /// slice's p99 on a shared 2-core VM moves several-fold with CPU
+    /// pressure, so a single first and last slice compare noise).
     fn p99_ratios(&self) -> Vec<(&'static str, f64)> {
+        let half = (SLICES - 1) / 2;
+        self.flow_names
+            .iter()
+            .take(self.app_flows)
+            .enumerate()
+            .map(|(f, name)| {
+                let p99s = |slices: std::ops::Range<usize>| {
+                    let p99s: Vec<f64> = slices
+                        .map(|slice| percentile(&self.slices[slice][f].latencies_us, 99.0))
+                        .collect();
+                    median(&p99s)
+                };
+                (*name, p99s(SLICES - half..SLICES) / p99s(1..1 + half))
+            })
+            .collect()
+    }
+
+    /// Per flow of the app: last slice p99 ÷ first p99 after warm-up
+    /// (printed, not judged).
+    fn last_to_first_p99(&self) -> Vec<(&'static str, f64)> {
         self.flow_names
             .iter()
             .take(self.app_flows)
@@ -465,7 +492,7 @@ impl Soak {
             if !self.p99_met() {
                 let (flow, ratio) = self.worst_p99();
                 missed.push(format!(
-                    "{}: {flow} p99 of the last slice is {ratio:.2}× the first after warm-up (goal ≤ {P99_GOAL})",
+                    "{}: {flow} p99 of the later slices is {ratio:.2}× the earlier ones after warm-up (medians; goal ≤ {P99_GOAL})",
                     self.app.key()
                 ));
             }
@@ -629,8 +656,14 @@ impl Soak {
             .map(|(name, r)| format!("{name} {r:.2}"))
             .collect::<Vec<_>>()
             .join(", ");
+        let last_to_first = self
+            .last_to_first_p99()
+            .iter()
+            .map(|(name, r)| format!("{name} {r:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         out.push_str(&format!(
-            "p99 of the last slice ÷ the first after warm-up: {ratios} (goal ≤ {P99_GOAL}: {})\n",
+            "p99, median of the last four slices ÷ of the four after warm-up: {ratios} (goal ≤ {P99_GOAL}: {}); last slice ÷ first after warm-up: {last_to_first}\n",
             judged(self.p99_met())
         ));
         for error in &self.error_samples {

@@ -157,8 +157,8 @@ impl Backend for Sqlite {
             c.prepare_cached(SELECT)
                 .context("reading a value")?
                 .query_row(params![store, key], |row| row.get(0))
-            .optional()
-            .context("reading a value")
+                .optional()
+                .context("reading a value")
         })
         .await
     }
@@ -169,7 +169,7 @@ impl Backend for Sqlite {
             c.prepare_cached(UPSERT)
                 .context("writing a value")?
                 .execute(params![store, key, value])
-            .context("writing a value")?;
+                .context("writing a value")?;
             Ok(())
         })
         .await
@@ -181,7 +181,7 @@ impl Backend for Sqlite {
             c.prepare_cached(DELETE)
                 .context("deleting a value")?
                 .execute(params![store, key])
-            .context("deleting a value")?;
+                .context("deleting a value")?;
             Ok(())
         })
         .await
@@ -230,10 +230,8 @@ impl Backend for Sqlite {
             let next = add(current.as_deref().map_or(Ok(0), parse_counter)?, delta)?;
             tx.prepare_cached(UPSERT)
                 .context("writing a value")?
-                .execute(
-                params![store, key, next.to_string().into_bytes()],
-            )
-            .context("writing a counter")?;
+                .execute(params![store, key, next.to_string().into_bytes()])
+                .context("writing a counter")?;
             tx.commit().context("committing an increment")?;
             Ok(next)
         })
@@ -263,10 +261,8 @@ impl Backend for Sqlite {
             }
             tx.prepare_cached(UPSERT)
                 .context("writing a value")?
-                .execute(
-                params![store, key, new],
-            )
-            .context("writing a value")?;
+                .execute(params![store, key, new])
+                .context("writing a value")?;
             tx.commit().context("committing a compare-and-swap")?;
             Ok(true)
         })
@@ -281,7 +277,7 @@ impl Backend for Sqlite {
                 tx.prepare_cached(UPSERT)
                     .context("writing a value")?
                     .execute(params![store, key, value])
-                .context("writing a value")?;
+                    .context("writing a value")?;
             }
             tx.commit().context("committing a batch")
         })
@@ -296,7 +292,7 @@ impl Backend for Sqlite {
                 tx.prepare_cached(DELETE)
                     .context("deleting a value")?
                     .execute(params![store, key])
-                .context("deleting a value")?;
+                    .context("deleting a value")?;
             }
             tx.commit().context("committing a batch")
         })
