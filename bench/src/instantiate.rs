@@ -9,19 +9,11 @@
 //! goal ≤ 20. The full boutique graph is reported beside it.
 
 use crate::stats::median;
-use amimono::app::App;
-use amimono::capabilities::CapabilityContext;
-use amimono::capabilities::config::SecretSource;
-use amimono::capabilities::keyvalue::BackendChoice;
 use amimono::engine::{EngineUse, new_engine};
-use amimono::host_state::{StoreSettings, new_store};
-use amimono::job::{LinkContext, PreparedGraph, compose_graph, prepare_graph};
-use amimono::placement::{LOCAL_JOB, Placement};
 use amimono::wasmtime_error::IntoAnyhow;
+use amimono::{Application, Job};
 use anyhow::Result;
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// Goal: µs per instantiation of the 3-component hello graph (pooling).
@@ -107,14 +99,13 @@ pub fn run(root: &Path, quick: bool) -> Result<Pf6> {
         ("hello frontend", "examples/hello"),
         ("boutique frontend (_local)", "examples/boutique"),
     ] {
-        let app = App::load(&root.join(dir))?;
         let engines = [
             new_engine(EngineUse::Serving)?,
             new_engine(EngineUse::OneShot)?,
         ];
         let prepared = engines
             .iter()
-            .map(|engine| prepare(&runtime, engine, &app))
+            .map(|engine| prepare(&runtime, engine, root, dir))
             .collect::<Result<Vec<_>>>()?;
         let mut samples = [Vec::new(), Vec::new()];
         for _ in 0..rounds {
@@ -124,7 +115,7 @@ pub fn run(root: &Path, quick: bool) -> Result<Pf6> {
         }
         graphs.push(GraphFigures {
             name,
-            members: prepared[0].plan.members.len(),
+            members: prepared[0].graph_components("frontend")?.len(),
             pooling_us: median(&samples[0]),
             on_demand_us: median(&samples[1]),
         });
@@ -136,43 +127,34 @@ pub fn run(root: &Path, quick: bool) -> Result<Pf6> {
     })
 }
 
-/// The frontend's `_local` graph of `app`, pre-instantiated on `engine`
-/// with the manifest's grants and an in-memory key-value backend.
+/// The `_local` job of the app in `dir` on `engine`, prepared through the
+/// library API, with its data under `target/bench`.
 fn prepare(
     runtime: &tokio::runtime::Runtime,
     engine: &wasmtime::Engine,
-    app: &App,
-) -> Result<PreparedGraph> {
-    let placement = Placement::local(app);
-    let composed = compose_graph(app, &placement, "frontend")?;
-    let keyvalue = runtime.block_on(BackendChoice::Memory.open(app.name()))?;
-    let facts = Arc::new(amimono::run::runtime_facts(
-        app,
-        LOCAL_JOB,
-        None,
-        &BTreeMap::new(),
-    ));
-    let capabilities = Arc::new(CapabilityContext::new(
-        app,
-        facts,
-        app.components.keys(),
-        &SecretSource::default(),
-        Some(keyvalue),
-    )?);
-    prepare_graph(engine, app, &LinkContext::local(capabilities), &composed)
+    root: &Path,
+    dir: &str,
+) -> Result<Job> {
+    let application = Application::open(root.join(dir))?;
+    let data = root.join("target/bench/pf6-data").join(application.name());
+    runtime.block_on(
+        application
+            .local()
+            .engine(engine.clone())
+            .data_dir(data)
+            .lazy(true)
+            .prepare(),
+    )
 }
 
 /// µs per instantiation, over `count` of them.
-fn time_instantiations(
-    runtime: &tokio::runtime::Runtime,
-    graph: &PreparedGraph,
-    count: usize,
-) -> Result<f64> {
+fn time_instantiations(runtime: &tokio::runtime::Runtime, job: &Job, count: usize) -> Result<f64> {
+    let pre = job.instance_pre("frontend")?;
     let started = Instant::now();
     for _ in 0..count {
-        let mut store = new_store(graph.pre.engine(), &StoreSettings::default());
+        let mut store = job.new_store("frontend")?;
         runtime
-            .block_on(graph.pre.instantiate_async(&mut store))
+            .block_on(pre.instantiate_async(&mut store))
             .anyhow()?;
     }
     Ok(started.elapsed().as_secs_f64() * 1e6 / count as f64)

@@ -2,11 +2,9 @@
 //! Results go to stdout; logs (tracing) and errors go to stderr.
 
 use crate::app::App;
+use crate::application::Application;
 use crate::bindings_file::Bindings;
 use crate::bundle::{Bundle, build_components, is_bundle, write_bundle};
-use crate::capabilities::CapabilityContext;
-use crate::capabilities::config::SecretSource;
-use crate::config_json::app_config;
 use crate::engine::{EngineUse, new_engine};
 use crate::launcher::bindings::{localhost_bindings, ports_file};
 use crate::launcher::up::{UpOptions, up};
@@ -14,10 +12,8 @@ use crate::manifest::Manifest;
 use crate::placement::{CONFIG_JOB, FORCE_REMOTE_ENV, LOCAL_JOB, Placement};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Runs modular monoliths: an app's WebAssembly components as one process or many.
 #[derive(Debug, Parser)]
@@ -106,55 +102,21 @@ pub enum Command {
     },
 }
 
-/// An app opened from a directory, a manifest or a bundle.
-enum Opened {
-    App(Box<App>),
-    Bundle(Box<Bundle>),
+/// Opens `path` with the named `layout`'s jobs in force, if given.
+fn open(path: &Path, layout: Option<&str>) -> Result<Application> {
+    let application = Application::open(path)?;
+    match layout {
+        Some(layout) => application.with_layout(layout),
+        None => Ok(application),
+    }
 }
 
-impl Opened {
-    /// Opens `path` with the named `layout`'s jobs in force, if given.
-    fn open(path: &Path, layout: Option<&str>) -> Result<Opened> {
-        let mut opened = if is_bundle(path) {
-            Opened::Bundle(Box::new(Bundle::open(path)?))
-        } else {
-            Opened::App(Box::new(App::load(path)?))
-        };
-        if let Some(layout) = layout {
-            let app = match &mut opened {
-                Opened::App(app) => app.as_mut(),
-                Opened::Bundle(bundle) => &mut bundle.app,
-            };
-            *app = app.with_layout(layout)?;
-        }
-        Ok(opened)
-    }
-
-    fn app(&self) -> &App {
-        match self {
-            Opened::App(app) => app,
-            Opened::Bundle(bundle) => &bundle.app,
-        }
-    }
-
-    /// Where the app's durable data lives: `$AMIMONO_DATA_DIR`, else
-    /// `.amimono/data` beside the manifest, else `<bundle>.data` beside a bundle.
-    fn data_dir(&self) -> PathBuf {
-        if let Some(dir) = std::env::var_os(DATA_DIR_ENV) {
-            return PathBuf::from(dir);
-        }
-        match self {
-            Opened::App(app) => app.manifest.dir.join(".amimono").join("data"),
-            Opened::Bundle(bundle) => bundle.path.with_extension("data"),
-        }
-    }
-
-    fn bundle(&self) -> Option<&Bundle> {
-        match self {
-            Opened::App(_) => None,
-            Opened::Bundle(bundle) => Some(bundle),
-        }
-    }
+/// Where the app's durable data lives: `$AMIMONO_DATA_DIR`, else the
+/// application's default (beside the manifest or the bundle).
+fn data_dir(application: &Application) -> PathBuf {
+    std::env::var_os(DATA_DIR_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| application.default_data_dir())
 }
 
 /// Environment variable naming the directory of durable data (key-value).
@@ -174,9 +136,8 @@ fn progress(line: String) {
 /// Exit status for a call that returned `err(...)`.
 pub const EXIT_ERR_RESULT: i32 = 2;
 
-fn load_bindings(path: Option<&Path>, app: &App) -> Result<Option<Bindings>> {
-    path.map(|p| Bindings::load(p, app).map_err(anyhow::Error::from))
-        .transpose()
+fn load_bindings(path: Option<&Path>, application: &Application) -> Result<Option<Bindings>> {
+    path.map(|p| application.load_bindings(p)).transpose()
 }
 
 /// Runs the parsed command line; returns the process exit status.
@@ -196,24 +157,24 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 }
                 _ => None,
             };
-            let opened = Opened::open(&app, layout.as_deref())?;
-            let app = opened.app();
+            let application = open(&app, layout.as_deref())?;
             let job = job.with_context(|| {
                 format!(
                     "no job given: set AMIMONO_JOB (or --job) to one of {}, or `{LOCAL_JOB}` to run every job in one process, `{CONFIG_JOB}` to print the config",
-                    app.manifest.job_names().iter().map(|j| format!("`{j}`")).collect::<Vec<_>>().join(", ")
+                    application.jobs().iter().map(|j| format!("`{j}`")).collect::<Vec<_>>().join(", ")
                 )
             })?;
-            let bindings = load_bindings(bindings.as_deref(), app)?;
+            let bindings = load_bindings(bindings.as_deref(), &application)?;
             if job == CONFIG_JOB {
-                let config = app_config(app, bindings.as_ref());
+                let config = application.config_json(bindings.as_ref());
                 let mut out = std::io::stdout().lock();
                 serde_json::to_writer_pretty(&mut out, &config).context("writing the config")?;
                 writeln!(out).context("writing the config")?;
                 return Ok(0);
             }
             let force_remote = std::env::var(FORCE_REMOTE_ENV).is_ok_and(|v| v == "1");
-            let placement = Placement::for_job(app, &job)?.with_force_remote(force_remote);
+            // Unknown jobs are reported before waiting for the engine.
+            Placement::for_job(application.app(), &job)?;
             let engine = match engine {
                 Some(building) => building
                     .join()
@@ -222,11 +183,11 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             };
             crate::run::run(
                 engine,
-                app,
-                placement,
+                &application,
+                &job,
+                force_remote,
                 bindings,
-                opened.bundle(),
-                &opened.data_dir(),
+                &data_dir(&application),
             )
             .await
         }
@@ -237,29 +198,17 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             args,
             bindings,
         } => {
-            let opened = Opened::open(&app, None)?;
-            let app = opened.app();
-            let bindings = load_bindings(bindings.as_deref(), app)?;
-            let facts = Arc::new(crate::run::runtime_facts(
-                app,
-                LOCAL_JOB,
-                bindings.as_ref(),
-                &BTreeMap::new(),
-            ));
-            let keyvalue = crate::capabilities::keyvalue::open_for(
-                app,
-                app.components.keys(),
-                &opened.data_dir(),
-            )
-            .await?;
-            let capabilities = Arc::new(CapabilityContext::new(
-                app,
-                facts,
-                app.components.keys(),
-                &SecretSource::from_environment()?,
-                keyvalue,
-            )?);
-            let outcome = crate::invoke::call(app, capabilities, &label, &function, &args).await?;
+            let application = open(&app, None)?;
+            let mut builder = application
+                .local()
+                .engine(new_engine(EngineUse::OneShot)?)
+                .data_dir(data_dir(&application))
+                .lazy(true);
+            if let Some(bindings) = load_bindings(bindings.as_deref(), &application)? {
+                builder = builder.bindings(bindings);
+            }
+            let job = builder.prepare().await?;
+            let outcome = crate::invoke::call(&job, &label, &function, &args).await?;
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", outcome.wave).context("writing the result")?;
             Ok(if outcome.is_err { EXIT_ERR_RESULT } else { 0 })
@@ -305,9 +254,13 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             pin_revision,
             layout,
         } => {
-            let opened = Opened::open(&path, layout.as_deref())?;
-            let text =
-                localhost_bindings(opened.app(), base_port, &ports_file(&path), pin_revision)?;
+            let application = open(&path, layout.as_deref())?;
+            let text = localhost_bindings(
+                application.app(),
+                base_port,
+                &ports_file(&path),
+                pin_revision,
+            )?;
             std::io::stdout()
                 .lock()
                 .write_all(text.as_bytes())

@@ -69,7 +69,7 @@ pub fn describe(bundle: &Bundle, engine: &Engine) -> Result<String> {
             placement.artifact_key(),
             members.join(", ")
         )?;
-        let graphs = compose_job(app, placement, Some(bundle))?;
+        let graphs = compose_job(app, placement, Some(bundle as &dyn crate::job::GraphLookup))?;
         let mut seen = std::collections::BTreeSet::new();
         for wire in graphs.values().flat_map(|g| g.plan.wires.iter()) {
             let line = match &wire.route {

@@ -15,6 +15,7 @@
 //!    [`invoke`] calls one function for `amimono call`; [`config_json`] prints `_config`.
 
 pub mod app;
+pub mod application;
 pub mod artifact_cache;
 pub mod bindings_file;
 pub mod bundle;
@@ -37,3 +38,10 @@ pub mod serve;
 pub mod uptime;
 pub mod warm;
 pub mod wasmtime_error;
+
+pub use application::Application;
+pub use job::{
+    CallError, Callee, Job, JobBuilder, LinkErrors, Listeners, Stopped, TypedCall, TypedInstance,
+    Workers,
+};
+pub use serve::service::{HttpService, RpcService};

@@ -208,3 +208,21 @@ impl Bundle {
         Ok(())
     }
 }
+
+impl crate::job::PrecompiledGraph for GraphArtifact {
+    fn composed(&self) -> Result<Arc<Vec<u8>>> {
+        GraphArtifact::composed(self)
+    }
+
+    fn precompiled(&self) -> Result<Arc<Vec<u8>>> {
+        GraphArtifact::precompiled(self)
+    }
+}
+
+/// A job finds the bundle's graphs through this lookup (the job module
+/// does not know bundles).
+impl crate::job::GraphLookup for Bundle {
+    fn graph(&self, key: &str, root: &str) -> Option<Arc<dyn crate::job::PrecompiledGraph>> {
+        Bundle::graph(self, key, root).map(|g| Arc::new(g) as Arc<dyn crate::job::PrecompiledGraph>)
+    }
+}

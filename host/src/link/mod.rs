@@ -6,10 +6,32 @@
 pub mod compose;
 pub mod plan;
 pub mod router;
+pub mod rules;
 
 pub use compose::compose;
 pub use plan::{GraphPlan, Wire, plan_graph};
 pub use router::{HostInterface, Route, route};
+
+use std::fmt;
+
+/// Every link problem of a job, reported together.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct LinkErrors(pub Vec<LinkError>);
+
+impl fmt::Display for LinkErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [one] => write!(f, "{one}"),
+            many => {
+                write!(f, "{} link problems:", many.len())?;
+                for e in many {
+                    write!(f, "\n  - {e}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
 
 /// Why a job's components cannot be linked. Every message names the
 /// components and the import at fault and says how to fix it.

@@ -6,9 +6,10 @@
 //! read.
 
 use super::budget::{MemoryBudget, Reservation};
+use bytes::{Buf, BufMut};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use hyper::body::{Body, Incoming};
+use hyper::body::Body;
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -32,8 +33,11 @@ pub enum BodyError {
     OverBudget,
     /// The client's connection failed while sending it.
     #[error("reading the request body: {0}")]
-    Client(#[from] hyper::Error),
+    Client(BoxError),
 }
+
+/// The error of a request body, whatever its type.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A body read whole, and the memory it holds.
 #[derive(Debug)]
@@ -64,13 +68,17 @@ pub fn check_declared(headers: &hyper::HeaderMap, limit: u64) -> Result<(), Body
 
 /// Reads `body` whole: at most `limit` bytes, until `until`, reserved
 /// against `budget`.
-pub async fn read(
-    body: Incoming,
+pub async fn read<B>(
+    body: B,
     declared: Option<u64>,
     limit: u64,
     until: Instant,
     budget: &Arc<MemoryBudget>,
-) -> Result<ReadBody, BodyError> {
+) -> Result<ReadBody, BodyError>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
     let mut reservation = budget.reservation();
     if declared.is_some_and(|length| length > limit) {
         return Err(BodyError::TooLarge { limit });
@@ -89,7 +97,7 @@ pub async fn read(
     }
     let mut buffer = BytesMut::with_capacity(usize::try_from(capacity).unwrap_or(0));
     let mut trailers = None;
-    let mut body = body;
+    let mut body = std::pin::pin!(body);
     loop {
         let frame = match tokio::time::timeout_at(until, body.frame()).await {
             Err(_) => {
@@ -98,18 +106,18 @@ pub async fn read(
                 });
             }
             Ok(None) => break,
-            Ok(Some(frame)) => frame?,
+            Ok(Some(frame)) => frame.map_err(|e| BodyError::Client(e.into()))?,
         };
         match frame.into_data() {
             Ok(data) => {
-                let after = buffer.len() as u64 + data.len() as u64;
+                let after = buffer.len() as u64 + data.remaining() as u64;
                 if after > limit {
                     return Err(BodyError::TooLarge { limit });
                 }
                 if after > reservation.bytes() && !reservation.grow(after - reservation.bytes()) {
                     return Err(BodyError::OverBudget);
                 }
-                buffer.extend_from_slice(&data);
+                buffer.put(data);
             }
             Err(frame) => {
                 if let Ok(map) = frame.into_trailers() {

@@ -90,6 +90,11 @@ impl HttpComponent {
         })
     }
 
+    /// The limits of its instances and requests.
+    pub fn limits(&self) -> &crate::limits::Limits {
+        &self.settings.limits
+    }
+
     fn budget(&self) -> &Arc<MemoryBudget> {
         &self.settings.budget
     }
@@ -277,10 +282,14 @@ fn host_answer(kind: Refusal, id: RequestId) -> hyper::Response<ResponseBody> {
 }
 
 /// Runs one request through a fresh instance of the component's graph.
-async fn handle(
+pub(crate) async fn handle<B>(
     component: &HttpComponent,
-    request: hyper::Request<hyper::body::Incoming>,
-) -> hyper::Response<ResponseBody> {
+    request: hyper::Request<B>,
+) -> hyper::Response<ResponseBody>
+where
+    B: Body,
+    B::Error: Into<body::BoxError>,
+{
     let id = RequestId::new();
     let label = &component.label;
     let limits = component.settings.limits;

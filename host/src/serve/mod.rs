@@ -3,7 +3,8 @@
 //! ([`worker`]); the accept loop they share ([`listener`], [`timed_io`],
 //! [`threads`]), what bounds each request ([`body`], [`slots`],
 //! [`budget`]), the answers the host makes itself ([`reply`]) and draining
-//! on shutdown ([`drain`]).
+//! on shutdown ([`drain`]); [`service`] offers the HTTP and rpc paths as
+//! tower services for embedding servers.
 
 pub mod body;
 pub mod budget;
@@ -12,6 +13,7 @@ pub mod http;
 pub mod listener;
 pub mod reply;
 pub mod rpc;
+pub mod service;
 pub mod slots;
 pub mod threads;
 pub mod timed_io;

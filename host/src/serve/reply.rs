@@ -52,6 +52,8 @@ pub enum Refusal {
     BodyTimeout,
     /// 413: the body is larger than the limit (in bytes).
     TooLarge(u64),
+    /// 431: more header fields than the limit.
+    TooManyHeaders(usize),
     /// 500: the component failed.
     Internal,
     /// 503: no instance or memory now; try again after a second.
@@ -69,6 +71,7 @@ impl Refusal {
             Refusal::BadRequest => 400,
             Refusal::BodyTimeout => 408,
             Refusal::TooLarge(_) => 413,
+            Refusal::TooManyHeaders(_) => 431,
             Refusal::Internal => 500,
             Refusal::Busy | Refusal::ShuttingDown => 503,
             Refusal::Timeout => 504,
@@ -81,6 +84,9 @@ impl Refusal {
             Refusal::BodyTimeout => "the request body did not arrive in time".into(),
             Refusal::TooLarge(limit) => {
                 format!("the request body is larger than the limit of {limit} bytes")
+            }
+            Refusal::TooManyHeaders(limit) => {
+                format!("the request has more than {limit} header fields")
             }
             Refusal::Internal => "internal error".into(),
             Refusal::Busy => "the service is busy: try again shortly".into(),

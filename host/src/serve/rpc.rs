@@ -142,7 +142,7 @@ impl RpcServer {
     /// that authenticate per `authentication`, with the job's listener limits.
     pub fn new(
         revision: &str,
-        components: Vec<RpcComponent>,
+        components: Vec<Arc<RpcComponent>>,
         limits: Limits,
         authentication: Authentication,
         drain: Drain,
@@ -152,13 +152,18 @@ impl RpcServer {
             limits,
             components: components
                 .into_iter()
-                .map(|c| (c.label.clone(), Arc::new(c)))
+                .map(|c| (c.label.clone(), c))
                 .collect(),
             authentication,
             replay: ReplayGuard::default(),
             refusals: AtomicU64::new(0),
             drain,
         }
+    }
+
+    /// The job's listener limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Labels served here.
@@ -184,7 +189,7 @@ pub async fn serve(
     .await;
 }
 
-type Response = hyper::Response<Full<Bytes>>;
+pub(crate) type Response = hyper::Response<Full<Bytes>>;
 
 /// An answer to an authenticated caller: it carries this host's revision.
 fn reply(server: &RpcServer, status: u16, content_type: &'static str, body: Bytes) -> Response {
@@ -224,11 +229,15 @@ fn unauthenticated() -> Response {
     )
 }
 
-fn header<'a>(request: &'a hyper::Request<hyper::body::Incoming>, name: &str) -> Option<&'a str> {
+fn header<'a, B>(request: &'a hyper::Request<B>, name: &str) -> Option<&'a str> {
     request.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn handle(server: &RpcServer, request: hyper::Request<hyper::body::Incoming>) -> Response {
+pub(crate) async fn handle<B>(server: &RpcServer, request: hyper::Request<B>) -> Response
+where
+    B: hyper::body::Body,
+    B::Error: Into<body::BoxError>,
+{
     let id = RequestId::new();
     let started = Instant::now();
     let path = request.uri().path().to_string();

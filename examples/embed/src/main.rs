@@ -1,0 +1,88 @@
+//! The `embed-hello` binary: `embed-hello [--app DIR | --bundle FILE] [--port N]`.
+//! Prints `listening on http://…` when it accepts; Ctrl-C (or SIGTERM)
+//! stops accepting, lets requests in flight finish, and exits 0.
+
+use amimono::Application;
+use anyhow::{Context, Result};
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// An axum service embedding the hello app.
+#[derive(Debug, Parser)]
+#[command(name = "embed-hello", about)]
+struct Args {
+    /// The hello app's directory (used when no bundle is given).
+    #[arg(long, default_value = "examples/hello")]
+    app: PathBuf,
+    /// The hello app's bundle (`amimono build examples/hello`): no compiling at start.
+    #[arg(long)]
+    bundle: Option<PathBuf>,
+    /// The loopback port to listen on.
+    #[arg(long, default_value_t = 18100)]
+    port: u16,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
+            }),
+        )
+        .init();
+    let args = Args::parse();
+    let application = Application::open(args.bundle.as_ref().unwrap_or(&args.app))?;
+    let address = SocketAddr::from(([127, 0, 0, 1], args.port));
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listening on {address}"))?;
+    let job = application
+        .local()
+        .url("frontend", &format!("http://{address}/app"))
+        .prepare()
+        .await?;
+    let greet = embed_hello::greet_function(&job).await?;
+    let router = embed_hello::router(&job, greet)?;
+    println!("listening on http://{address}");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+    // Requests the frontend still runs (e.g. a guest streaming its body).
+    if !job.drain(Duration::from_secs(5)).await {
+        tracing::warn!(
+            in_flight = job.in_flight(),
+            "stopped with requests in flight"
+        );
+    }
+    tracing::info!("stopped");
+    // Exit at once: unmapping the engine's instance pool (terabytes of
+    // reserved address space) on drop takes a second and serves no one.
+    std::process::exit(0)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

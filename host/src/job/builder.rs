@@ -1,0 +1,372 @@
+//! [`JobBuilder`]: everything a job needs from the process that runs it
+//! (bindings, URLs, data directory, secrets, cluster key, engine), then
+//! [`JobBuilder::prepare`]: compose every graph (all link problems together),
+//! open the capability backends once, compile and pre-instantiate.
+
+use super::graphs::{ComposedGraph, GraphLookup, compose_job};
+use super::linker::LinkContext;
+use super::prepared::{Job, JobParts};
+use crate::app::App;
+use crate::bindings_file::Bindings;
+use crate::capabilities::CapabilityContext;
+use crate::capabilities::config::SecretSource;
+use crate::capabilities::runtime::{BindingFact, RuntimeFacts};
+use crate::engine::{EngineUse, new_engine};
+use crate::link::Route;
+use crate::placement::{LOCAL_JOB, Placement};
+use crate::remote::auth::{Authentication, ClusterKey, KeyError};
+use crate::remote::client::{RemoteClient, RemoteTarget};
+use crate::serve::budget::MemoryBudget;
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to prepare one job of an app; made by [`crate::Application::job`].
+pub struct JobBuilder {
+    app: Arc<App>,
+    precompiled: Option<Arc<dyn GraphLookup>>,
+    job: String,
+    bindings: Option<Bindings>,
+    urls: BTreeMap<String, String>,
+    data_dir: PathBuf,
+    secrets: Option<SecretSource>,
+    authentication: Option<Authentication>,
+    engine: Option<wasmtime::Engine>,
+    force_remote: bool,
+    shutdown_grace: Option<Duration>,
+    lazy: bool,
+}
+
+impl JobBuilder {
+    pub(crate) fn new(
+        app: Arc<App>,
+        precompiled: Option<Arc<dyn GraphLookup>>,
+        job: &str,
+        data_dir: PathBuf,
+    ) -> JobBuilder {
+        JobBuilder {
+            app,
+            precompiled,
+            job: job.to_string(),
+            bindings: None,
+            urls: BTreeMap::new(),
+            data_dir,
+            secrets: None,
+            authentication: None,
+            engine: None,
+            force_remote: false,
+            shutdown_grace: None,
+            lazy: false,
+        }
+    }
+
+    /// The bindings file: where components of other jobs are reached (and
+    /// its revision pin, checked at [`prepare`](Self::prepare)).
+    pub fn bindings(mut self, bindings: Bindings) -> Self {
+        self.bindings = Some(bindings);
+        self
+    }
+
+    /// The URL component `label` is reached at, for the runtime interface
+    /// (and for calls forced over HTTP, which go to this process's own rpc
+    /// listener). Overrides the bindings file's `external` address.
+    pub fn url(mut self, label: &str, url: &str) -> Self {
+        self.urls.insert(label.to_string(), url.to_string());
+        self
+    }
+
+    /// Where durable data (SQLite key-value) lives [default: beside the app
+    /// or bundle, see [`crate::Application::default_data_dir`]].
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = dir.into();
+        self
+    }
+
+    /// Where secrets come from [default: `AMIMONO_SECRETS` and
+    /// `AMIMONO_SECRET_<KEY>`, see [`SecretSource::from_environment`]].
+    pub fn secrets(mut self, secrets: SecretSource) -> Self {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    /// The key that authenticates calls between jobs [default:
+    /// `AMIMONO_CLUSTER_KEY` or `AMIMONO_CLUSTER_KEY_FILE`; a key of its own
+    /// for `_local`].
+    pub fn cluster_key(mut self, key: ClusterKey) -> Self {
+        self.authentication = Some(Authentication::Key(key));
+        self
+    }
+
+    /// The wasmtime engine [default: one built for serving, with the
+    /// pooling allocator]. Graphs precompiled in a bundle load only into an
+    /// engine configured like the one that built them.
+    pub fn engine(mut self, engine: wasmtime::Engine) -> Self {
+        self.engine = Some(engine);
+        self
+    }
+
+    /// Sends every call between components of this process over HTTP to
+    /// its own rpc listener (`AMIMONO_FORCE_REMOTE=1`): the split protocol
+    /// tested without splitting.
+    pub fn force_remote(mut self, force: bool) -> Self {
+        self.force_remote = force;
+        self
+    }
+
+    /// How long [`Job::serve`] lets requests in flight finish after the
+    /// shutdown future resolves [default: the manifest's `shutdown_grace_ms`].
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = Some(grace);
+        self
+    }
+
+    /// Compiles each graph when first used instead of at
+    /// [`prepare`](Self::prepare) (link problems are still all found there).
+    /// For one-shot use, such as one call.
+    pub fn lazy(mut self, lazy: bool) -> Self {
+        self.lazy = lazy;
+        self
+    }
+
+    /// Composes every graph of the job (every link problem reported
+    /// together, as [`crate::LinkErrors`]), opens the capability backends,
+    /// and compiles and pre-instantiates the graphs the job serves.
+    pub async fn prepare(self) -> Result<Job> {
+        let app = self.app;
+        let placement = Placement::for_job(&app, &self.job)?.with_force_remote(self.force_remote);
+        if let Some(bindings) = &self.bindings {
+            bindings.check_revision(&app.revision)?;
+        }
+        let budget = memory_budget(&app, &placement)?;
+        let composed = compose_job(&app, &placement, self.precompiled.as_deref())?;
+        let serves_rpc = placement.job != LOCAL_JOB || placement.force_remote;
+        let served_rpc = if serves_rpc {
+            crate::link::router::served_to_other_jobs(&app, &placement)
+        } else {
+            BTreeMap::new()
+        };
+        let has_rpc_members = placement.members.iter().any(|label| {
+            app.component(label)
+                .is_some_and(|c| c.spec.binding == crate::manifest::BindingType::Rpc)
+        });
+        let authentication = match self.authentication {
+            Some(authentication) => authentication,
+            None => authentication(
+                &placement,
+                (serves_rpc && has_rpc_members) || calls_remote(&composed),
+            )?,
+        };
+        let facts = Arc::new(runtime_facts(
+            &app,
+            &placement.job,
+            self.bindings.as_ref(),
+            &self.urls,
+        ));
+        let targets = remote_targets(&app, &composed, self.bindings.as_ref(), &self.urls)?;
+        let keyvalue =
+            crate::capabilities::keyvalue::open_for(&app, &placement.members, &self.data_dir)
+                .await?;
+        let secrets = match self.secrets {
+            Some(secrets) => secrets,
+            None => SecretSource::from_environment()?,
+        };
+        let capabilities =
+            CapabilityContext::new(&app, facts, &placement.members, &secrets, keyvalue)?;
+        let context = LinkContext {
+            client: Arc::new(RemoteClient::new(
+                &app.revision,
+                &placement.job,
+                authentication.clone(),
+            )),
+            capabilities: Arc::new(capabilities),
+            targets,
+        };
+        let engine = match self.engine {
+            Some(engine) => engine,
+            None => new_engine(EngineUse::Serving)?,
+        };
+        let grace = self
+            .shutdown_grace
+            .unwrap_or(app.manifest.limits.shutdown_grace);
+        let job = Job::from_parts(JobParts {
+            app,
+            placement,
+            engine,
+            context,
+            budget,
+            authentication,
+            composed,
+            served_rpc,
+            grace,
+        });
+        if !self.lazy {
+            job.prepare_served()?;
+        }
+        Ok(job)
+    }
+}
+
+/// Whether any graph of the job calls a component of another job.
+fn calls_remote(graphs: &BTreeMap<String, ComposedGraph>) -> bool {
+    graphs.values().any(|g| {
+        g.plan
+            .wires
+            .iter()
+            .any(|w| matches!(w.route, Route::Remote { .. }))
+    })
+}
+
+/// The runtime facts of `job`, with the URLs known to this process (`served`)
+/// or from the bindings file.
+pub(crate) fn runtime_facts(
+    app: &App,
+    job: &str,
+    bindings: Option<&Bindings>,
+    served: &BTreeMap<String, String>,
+) -> RuntimeFacts {
+    let bindings_map = app
+        .components
+        .iter()
+        .map(|(label, component)| {
+            let url = served.get(label).cloned().or_else(|| {
+                bindings.and_then(|b| b.components.get(label).map(|a| a.external.clone()))
+            });
+            let fact = BindingFact {
+                kind: component.spec.binding.into(),
+                job: component.spec.job.clone(),
+                url,
+            };
+            (label.clone(), fact)
+        })
+        .collect();
+    RuntimeFacts {
+        app: app.name().to_string(),
+        job: job.to_string(),
+        revision: app.revision.clone(),
+        bindings: bindings_map,
+    }
+}
+
+/// How calls between jobs are authenticated in a process that serves or
+/// makes them (`needed`): the environment's key, or (for `_local` with calls
+/// forced over HTTP, where the process only calls itself) a key of its own.
+fn authentication(placement: &Placement, needed: bool) -> Result<Authentication> {
+    match Authentication::from_environment()? {
+        Some(Authentication::Disabled) => {
+            if needed {
+                tracing::warn!(
+                    "AUTHENTICATION OF CALLS BETWEEN JOBS IS OFF ({}=1): anyone who can reach this job's rpc port can call its components; for local debugging only",
+                    crate::remote::auth::INSECURE_ENV
+                );
+            }
+            Ok(Authentication::Disabled)
+        }
+        Some(key) => Ok(key),
+        None if placement.job == LOCAL_JOB => {
+            let key = ClusterKey::generate().context("making a cluster key")?;
+            let key = ClusterKey::from_bytes(key.as_bytes()).context("making a cluster key")?;
+            Ok(Authentication::Key(key))
+        }
+        None if needed => Err(KeyError::Missing.into()),
+        // Nothing is called across jobs: nothing to sign or check.
+        None => Ok(Authentication::Disabled),
+    }
+}
+
+/// The job's memory budget: the manifest's `memory_budget_mib`, or a share
+/// of what the process may use; refused when it cannot fit the machine or
+/// one instance or body cannot fit it.
+fn memory_budget(app: &App, placement: &Placement) -> Result<Arc<MemoryBudget>> {
+    use crate::serve::budget::{available_memory, default_budget};
+    let limits = app.manifest.limits;
+    let available = available_memory();
+    let budget = match (limits.memory_budget_bytes, available) {
+        (Some(budget), Some(available)) if budget > available => anyhow::bail!(
+            "[limits] memory_budget_mib = {} does not fit this machine: the process may use {} MiB (cgroup limit or MemTotal); lower memory_budget_mib",
+            budget >> 20,
+            available >> 20
+        ),
+        (Some(budget), _) => budget,
+        (None, Some(available)) => default_budget(available),
+        (None, None) => u64::MAX,
+    };
+    let mut problems = Vec::new();
+    for label in &placement.members {
+        let Some(component) = app.component(label) else {
+            continue;
+        };
+        let component_limits = component.spec.limits;
+        if component_limits.memory_bytes as u64 > budget {
+            problems.push(format!(
+                "component `{label}`: memory_mib = {} is more than the job's memory budget of {} MiB",
+                component_limits.memory_bytes >> 20,
+                budget >> 20
+            ));
+        }
+        if component_limits.max_body_bytes > budget {
+            problems.push(format!(
+                "component `{label}`: max_body_bytes = {} is more than the job's memory budget of {} MiB",
+                component_limits.max_body_bytes,
+                budget >> 20
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "the limits cannot fit the job's memory budget: {}; raise [limits] memory_budget_mib or lower those limits",
+            problems.join("; ")
+        );
+    }
+    tracing::debug!(budget_mib = budget >> 20, "memory budget");
+    Ok(MemoryBudget::new(budget))
+}
+
+/// Where each remote exporter of the job's graphs is reached: its
+/// bindings-file `external` URL, else this process's own listener
+/// (`served`: calls forced over HTTP). A remote exporter without an address is an
+/// error naming it.
+fn remote_targets(
+    app: &App,
+    graphs: &BTreeMap<String, ComposedGraph>,
+    bindings: Option<&Bindings>,
+    served: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, Arc<RemoteTarget>>> {
+    let mut targets = BTreeMap::new();
+    let mut missing = Vec::new();
+    for wire in graphs.values().flat_map(|g| g.plan.wires.iter()) {
+        let Route::Remote { exporter, job, .. } = &wire.route else {
+            continue;
+        };
+        if targets.contains_key(exporter) {
+            continue;
+        }
+        let url = bindings
+            .and_then(|b| b.components.get(exporter).map(|a| a.external.clone()))
+            .or_else(|| served.get(exporter).cloned());
+        let Some(url) = url else {
+            let line = format!(
+                "`{exporter}` (job `{job}`), imported by `{}`",
+                wire.importer
+            );
+            if !missing.contains(&line) {
+                missing.push(line);
+            }
+            continue;
+        };
+        let timeout = app
+            .component(exporter)
+            .and_then(|c| c.spec.call_timeout)
+            .unwrap_or(app.manifest.call_timeout);
+        let target = RemoteTarget::new(exporter, &url, timeout).map_err(anyhow::Error::msg)?;
+        targets.insert(exporter.clone(), Arc::new(target));
+    }
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "no address is known for components that run in other jobs: {}; set AMIMONO_BINDINGS to a bindings file with their entries (`amimono bindings <app>` writes one)",
+            missing.join("; ")
+        );
+    }
+    Ok(targets)
+}

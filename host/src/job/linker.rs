@@ -1,0 +1,107 @@
+//! The linker of one graph: WASI and WASI-HTTP, each member's host
+//! capabilities under its own import names, and a remote stub per import
+//! whose exporter runs in another job.
+
+use crate::app::App;
+use crate::capabilities::{self, CapabilityContext, member_import_name};
+use crate::host_state::HostState;
+use crate::link::{GraphPlan, HostInterface, Route};
+use crate::remote::client::{RemoteClient, RemoteTarget};
+use crate::remote::stub::{self, RemoteImport};
+use crate::wasmtime_error::IntoAnyhow;
+use anyhow::{Context, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+/// What linking a graph needs besides the graph: what each component is
+/// granted, and where remote imports go.
+#[derive(Clone)]
+pub struct LinkContext {
+    /// Runtime facts and per-component grants.
+    pub capabilities: Arc<CapabilityContext>,
+    /// Sends remote calls.
+    pub client: Arc<RemoteClient>,
+    /// Where each remote exporter is reached, by label.
+    pub targets: BTreeMap<String, Arc<RemoteTarget>>,
+}
+
+impl LinkContext {
+    /// A context for graphs without remote imports.
+    pub fn local(capabilities: Arc<CapabilityContext>) -> LinkContext {
+        let client = Arc::new(RemoteClient::new(
+            &capabilities.facts.revision,
+            &capabilities.facts.job,
+            crate::remote::auth::Authentication::Disabled,
+        ));
+        LinkContext {
+            capabilities,
+            client,
+            targets: BTreeMap::new(),
+        }
+    }
+}
+
+/// A linker with WASI, WASI-HTTP, the runtime interface of each member that
+/// imports it, and a remote stub for each remote import.
+pub(super) fn linker_for(
+    engine: &Engine,
+    app: &App,
+    component: &Component,
+    plan: &GraphPlan,
+    context: &LinkContext,
+) -> Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        .anyhow()
+        .context("adding WASI to the linker")?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+        .anyhow()
+        .context("adding WASI-HTTP to the linker")?;
+    let mut remote_imports = BTreeSet::new();
+    for wire in &plan.wires {
+        match &wire.route {
+            Route::Host(HostInterface::Member(capability)) => {
+                capabilities::add_to_linker(
+                    &mut linker,
+                    *capability,
+                    &member_import_name(&wire.importer, *capability),
+                    &wire.importer,
+                    &context.capabilities,
+                )?;
+            }
+            Route::Remote {
+                exporter, export, ..
+            } => {
+                if !remote_imports.insert(wire.import.as_str()) {
+                    continue;
+                }
+                let target = context.targets.get(exporter).with_context(|| {
+                    format!(
+                        "component `{}` imports `{}` from `{exporter}`, which runs in another job, but no address is known for `{exporter}`: set AMIMONO_BINDINGS to a bindings file with an entry for it (`amimono bindings` writes one)",
+                        wire.importer, wire.import
+                    )
+                })?;
+                let idempotent = app
+                    .component(exporter)
+                    .map(|c| c.spec.idempotent.as_slice())
+                    .unwrap_or_default();
+                stub::define(
+                    &mut linker,
+                    engine,
+                    component,
+                    &RemoteImport {
+                        import: &wire.import,
+                        export,
+                        target: target.clone(),
+                        idempotent,
+                    },
+                    &context.client,
+                )?;
+            }
+            _ => {}
+        }
+    }
+    Ok(linker)
+}

@@ -1,0 +1,149 @@
+//! [`Job::serve`]: every listener of a job served on one single-threaded
+//! runtime per core, workers supervised, until the shutdown future resolves;
+//! then the drain: no new connections, requests and calls in flight finish
+//! within the grace period.
+
+use super::prepared::Job;
+use crate::manifest::BindingType;
+use crate::serve::threads::ServingThreads;
+use anyhow::Result;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// The listeners a job serves on: one per HTTP component, and listeners
+/// for calls from other jobs, each serving a group of rpc components.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    http: BTreeMap<String, TcpListener>,
+    rpc: Vec<(Vec<String>, TcpListener)>,
+}
+
+impl Listeners {
+    /// No listeners yet.
+    pub fn new() -> Listeners {
+        Listeners::default()
+    }
+
+    /// Serves HTTP component `label` on `listener`.
+    pub fn http(mut self, label: &str, listener: TcpListener) -> Self {
+        self.http.insert(label.to_string(), listener);
+        self
+    }
+
+    /// Serves calls from other jobs to the rpc components `labels` on
+    /// `listener` (components of one address share one).
+    pub fn rpc(mut self, labels: Vec<String>, listener: TcpListener) -> Self {
+        self.rpc.push((labels, listener));
+        self
+    }
+}
+
+/// How [`Job::serve`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Stopped {
+    /// Every request and call in flight finished.
+    Drained,
+    /// The grace period ended, or `stop_now` resolved, with some still in flight.
+    Undrained,
+}
+
+/// The job's workers, running; aborted when dropped.
+#[derive(Debug)]
+pub struct Workers(Vec<JoinHandle<()>>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for worker in &self.0 {
+            worker.abort();
+        }
+    }
+}
+
+impl Job {
+    /// Serves `listeners` and runs the job's workers until `shutdown`
+    /// resolves, then drains for the job's shutdown grace period.
+    pub async fn serve(
+        &self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Stopped> {
+        self.serve_until(listeners, shutdown, std::future::pending())
+            .await
+    }
+
+    /// [`serve`](Self::serve), with the drain cut short when `stop_now`
+    /// resolves (a second signal).
+    pub async fn serve_until(
+        &self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()>,
+        stop_now: impl Future<Output = ()>,
+    ) -> Result<Stopped> {
+        let threads = Arc::new(ServingThreads::per_core()?);
+        let mut servers = Vec::new();
+        for (label, listener) in listeners.http {
+            let component = self.http_service(&label)?.component();
+            servers.push(tokio::spawn(crate::serve::http::serve(
+                listener,
+                component,
+                threads.clone(),
+            )));
+        }
+        for (labels, listener) in listeners.rpc {
+            let server = self.rpc_server(&labels)?;
+            servers.push(tokio::spawn(crate::serve::rpc::serve(
+                listener,
+                server,
+                threads.clone(),
+            )));
+        }
+        let workers = self.start_workers()?;
+        shutdown.await;
+        let drain = self.drain_handle();
+        tracing::info!(job = %self.name(), in_flight = drain.in_flight(), grace_ms = self.shutdown_grace().as_millis() as u64, "draining: no new connections; requests in flight finish");
+        drop(workers);
+        drain.begin();
+        // The listeners close as the accept loops end.
+        let drained = tokio::select! {
+            () = drain.finished() => true,
+            () = tokio::time::sleep(self.shutdown_grace()) => false,
+            () = stop_now => false,
+        };
+        for server in servers {
+            server.abort();
+        }
+        if drained {
+            tracing::info!(job = %self.name(), "stopped: every request in flight finished");
+            Ok(Stopped::Drained)
+        } else {
+            tracing::warn!(job = %self.name(), in_flight = drain.in_flight(), "stopped before every request in flight finished (grace period over, or a second signal)");
+            Ok(Stopped::Undrained)
+        }
+    }
+
+    /// Starts the job's workers (components with no binding that export
+    /// `wasi:cli/run`), each restarted with backoff when it fails; they stop
+    /// when the returned value is dropped. [`serve`](Self::serve) does this.
+    pub fn start_workers(&self) -> Result<Workers> {
+        let mut workers = Vec::new();
+        for label in self.members_with(BindingType::None) {
+            let Some(run_export) = self.worker_export(&label) else {
+                continue;
+            };
+            let graph = self.graph(&label)?;
+            let settings = self.settings(&label, &graph);
+            workers.push(tokio::spawn(crate::serve::worker::supervise(
+                label.clone(),
+                graph.component.clone(),
+                graph.pre.clone(),
+                run_export,
+                settings,
+            )));
+        }
+        Ok(Workers(workers))
+    }
+}
