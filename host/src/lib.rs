@@ -40,8 +40,11 @@ pub mod warm;
 pub mod wasmtime_error;
 
 pub use application::Application;
+pub use bindings_file::Bindings;
+pub use capabilities::config::SecretSource;
 pub use job::{
     CallError, Callee, Job, JobBuilder, LinkErrors, Listeners, Stopped, TypedCall, TypedInstance,
     Workers,
 };
+pub use remote::auth::ClusterKey;
 pub use serve::service::{HttpService, RpcService};

@@ -143,7 +143,7 @@ fn build() -> Result<(), String> {
         run(Cmd::new("sh").args(["-c", &command]).dir(&dir))?;
     }
     eprintln!("xtask: building the host");
-    run(cargo().args(["build", "--release", "-p", "amimono"]))
+    run(cargo().args(["build", "--release", "-p", "amimono", "-p", "embed-hello"]))
 }
 
 fn cargo_component_path() -> PathBuf {

@@ -19,6 +19,9 @@ struct Args {
     /// The hello app's bundle (`amimono build examples/hello`): no compiling at start.
     #[arg(long)]
     bundle: Option<PathBuf>,
+    /// Where the app keeps durable data [default: beside the app or bundle].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// The loopback port to listen on.
     #[arg(long, default_value_t = 18100)]
     port: u16,
@@ -40,11 +43,13 @@ async fn main() -> Result<()> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("listening on {address}"))?;
-    let job = application
+    let mut builder = application
         .local()
-        .url("frontend", &format!("http://{address}/app"))
-        .prepare()
-        .await?;
+        .url("frontend", &format!("http://{address}/app"));
+    if let Some(dir) = args.data_dir {
+        builder = builder.data_dir(dir);
+    }
+    let job = builder.prepare().await?;
     let greet = embed_hello::greet_function(&job).await?;
     let router = embed_hello::router(&job, greet)?;
     println!("listening on http://{address}");

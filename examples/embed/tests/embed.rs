@@ -1,0 +1,359 @@
+//! The embedding API, exercised the way an embedder uses it: the
+//! `embed-hello` binary as a real process (both routes, from the app
+//! directory and from a bundle, Ctrl-C), and in this process the tower
+//! services served by plain hyper on loopback (a trapping guest, calls from
+//! another job's real `amimono run` process) and native calls that return
+//! `err(…)`. Guests are built beforehand by `cargo xtask build`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use amimono::{Application, CallError, ClusterKey, Job};
+use amimono_tests::{Host, TEST_CLUSTER_KEY, free_port, get, hello_app, root, temp_app};
+use embed_hello::{GreetError, Greeting};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use wasmtime::component::Val;
+
+/// The `embed-hello` binary built by `cargo xtask build`.
+fn embed_bin() -> std::path::PathBuf {
+    let path = root().join("target/release/embed-hello");
+    assert!(
+        path.exists(),
+        "{} does not exist: run `cargo xtask build` first",
+        path.display()
+    );
+    path
+}
+
+/// `embed-hello <args>` on a free port, waited for until it listens.
+struct Embedded {
+    child: Child,
+    url: String,
+    _data: tempfile::TempDir,
+}
+
+impl Embedded {
+    fn start(args: &[&str]) -> Embedded {
+        let port = free_port();
+        let data = tempfile::tempdir().unwrap();
+        let mut child = Command::new(embed_bin())
+            .current_dir(root())
+            .args(args)
+            .args(["--port", &port.to_string(), "--data-dir"])
+            .arg(data.path())
+            .env("AMIMONO_CACHE_DIR", root().join("target/amimono-cache"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        let line = receiver
+            .recv_timeout(Duration::from_secs(120))
+            .expect("embed-hello did not print its address");
+        let url = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_string();
+        assert_eq!(url, format!("http://127.0.0.1:{port}"));
+        Embedded {
+            child,
+            url,
+            _data: data,
+        }
+    }
+
+    /// Sends SIGINT (Ctrl-C); its exit status.
+    fn interrupt(&mut self) -> std::process::ExitStatus {
+        let pid = i32::try_from(self.child.id()).unwrap();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        let until = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < until {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("embed-hello did not stop within 20 s of Ctrl-C");
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn both_routes_answer(embedded: &Embedded) {
+    let page = get(&format!("{}/app/hello/world", embedded.url));
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.starts_with("Hello, world!"), "{page:?}");
+    let native = get(&format!("{}/native/greet/world", embedded.url));
+    assert_eq!(
+        (native.status, native.body.as_str()),
+        (200, "Hello, world!\n")
+    );
+    // The greeter's `err(…)` is the native handler's 400, not a failure.
+    let refused = get(&format!("{}/native/greet/%20", embedded.url));
+    assert_eq!(
+        (refused.status, refused.body.as_str()),
+        (400, "the name is empty\n")
+    );
+    // Routes the service does not have are the router's, not the component's.
+    assert_eq!(get(&format!("{}/elsewhere", embedded.url)).status, 404);
+}
+
+#[test]
+fn embed_hello_serves_the_component_and_the_native_route_and_stops_on_ctrl_c() {
+    let mut embedded = Embedded::start(&["--app", "examples/hello"]);
+    both_routes_answer(&embedded);
+    let status = embedded.interrupt();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[test]
+fn embed_hello_runs_from_the_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("hello.amimono");
+    let out = amimono_tests::run_amimono(
+        &[
+            "build",
+            hello_app().to_str().unwrap(),
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let mut embedded = Embedded::start(&["--bundle", bundle.to_str().unwrap()]);
+    both_routes_answer(&embedded);
+    assert_eq!(embedded.interrupt().code(), Some(0));
+}
+
+/// A multi-threaded runtime for the in-process tests (the client side is
+/// the harness's blocking HTTP client, on the test thread).
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Serves `service` with plain hyper (`TowerToHyperService`) on a free
+/// loopback port; its URL.
+fn serve_with_hyper<S, B>(runtime: &tokio::runtime::Runtime, service: S) -> String
+where
+    S: tower_service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<B>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let port = free_port();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
+        .unwrap();
+    runtime.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(service.clone());
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+const PROBE_APP: &str = "[app]\nname = \"probe\"\n\n[components.probe]\nbinding = \"http\"\nsource = \"{wasm:fixture_trap_http}\"\n\n[jobs.one]\ncomponents = [\"probe\"]\n";
+
+#[test]
+fn a_trap_through_the_tower_service_is_a_generic_500_and_the_next_request_is_fine() {
+    let app = temp_app(PROBE_APP);
+    let data = tempfile::tempdir().unwrap();
+    let runtime = runtime();
+    let job: Job = runtime
+        .block_on(
+            Application::open(app.path())
+                .unwrap()
+                .job("one")
+                .data_dir(data.path())
+                .prepare(),
+        )
+        .unwrap();
+    let service = runtime
+        .block_on(async { job.http_service("probe") })
+        .unwrap();
+    let url = serve_with_hyper(&runtime, service);
+    assert_eq!(get(&format!("{url}/")).status, 200);
+    let trapped = get(&format!("{url}/trap"));
+    assert_eq!(trapped.status, 500, "{trapped:?}");
+    assert!(trapped.body.contains("request id"), "{trapped:?}");
+    assert!(
+        !trapped.body.contains("probe") && !trapped.body.contains("panicked"),
+        "the client learns nothing internal: {trapped:?}"
+    );
+    for _ in 0..3 {
+        let reply = get(&format!("{url}/"));
+        assert_eq!((reply.status, reply.body.as_str()), (200, "ok\n"));
+    }
+    // A component the job does not serve over HTTP is an error naming it.
+    let e = job.http_service("nope").unwrap_err().to_string();
+    assert!(
+        e.contains("no HTTP component `nope`") && e.contains("probe"),
+        "{e}"
+    );
+}
+
+#[test]
+fn native_calls_return_err_values_and_report_bad_calls_by_name() {
+    let data = tempfile::tempdir().unwrap();
+    let runtime = runtime();
+    let job = runtime
+        .block_on(
+            Application::open(hello_app())
+                .unwrap()
+                .local()
+                .data_dir(data.path())
+                .prepare(),
+        )
+        .unwrap();
+    runtime.block_on(async {
+        let greet = embed_hello::greet_function(&job).await.unwrap();
+        let (greeting,) = greet.call(("world".to_string(),)).await.unwrap();
+        assert_eq!(
+            greeting,
+            Ok(Greeting {
+                name: "world".into(),
+                message: "Hello, world!".into(),
+                language: "en".into()
+            })
+        );
+        let (refused,) = greet.call((" ".to_string(),)).await.unwrap();
+        assert_eq!(refused, Err(GreetError::EmptyName));
+        // One instance kept for many calls.
+        let mut instance = greet.instance().await.unwrap();
+        for name in ["a", "b", "c"] {
+            let (greeting,) = instance.call((name.to_string(),)).await.unwrap();
+            assert_eq!(greeting.unwrap().message, format!("Hello, {name}!"));
+        }
+        // The untyped form, with wasmtime values.
+        let results = job
+            .call(
+                "greeter",
+                "greet-in",
+                &[
+                    Val::String("monde".into()),
+                    Val::Option(Some(Box::new(Val::String("xx".into())))),
+                ],
+            )
+            .await
+            .unwrap();
+        let [Val::Result(Err(Some(error)))] = results.as_slice() else {
+            panic!("expected err(…): {results:?}");
+        };
+        assert_eq!(
+            **error,
+            Val::Variant(
+                "unknown-language".into(),
+                Some(Box::new(Val::String("xx".into())))
+            )
+        );
+        // Wrong Rust types, unknown functions and components: errors that say so.
+        let wrong = job
+            .typed_call::<(u32,), (String,)>("greeter", "greet")
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(wrong, CallError::WrongTypes { .. }), "{wrong}");
+        let unknown = job.call("greeter", "nope", &[]).await.unwrap_err();
+        assert!(
+            matches!(unknown, CallError::UnknownFunction { .. })
+                && unknown.to_string().contains("greet-in"),
+            "{unknown}"
+        );
+        let missing = job.call("nobody", "greet", &[]).await.unwrap_err();
+        assert!(
+            matches!(missing, CallError::UnknownComponent { .. }),
+            "{missing}"
+        );
+        let count = job.call("greeter", "greet", &[]).await.unwrap_err();
+        assert!(matches!(count, CallError::BadArguments { .. }), "{count}");
+    });
+}
+
+#[test]
+fn another_jobs_process_calls_the_rpc_service_on_the_embedders_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bindings, _web, backend) = amimono_tests::hello_bindings(dir.path());
+    let runtime = runtime();
+    let application = Application::open(hello_app()).unwrap();
+    let job = runtime
+        .block_on(
+            application
+                .job("backend")
+                .bindings(application.load_bindings(&bindings).unwrap())
+                .cluster_key(ClusterKey::from_bytes(TEST_CLUSTER_KEY.as_bytes()).unwrap())
+                .data_dir(dir.path().join("data"))
+                .prepare(),
+        )
+        .unwrap();
+    assert_eq!(job.rpc_components(), ["greeter"]);
+    let service = runtime.block_on(async { job.rpc_service() }).unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(("127.0.0.1", backend)))
+        .unwrap();
+    runtime.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(service.clone());
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    // The web job is a real `amimono run` process: its calls to the
+    // greeter cross to this process, signed with the cluster key.
+    let web = Host::start(
+        &hello_app(),
+        &[
+            ("AMIMONO_JOB", "web"),
+            ("AMIMONO_BINDINGS", bindings.to_str().unwrap()),
+        ],
+        &["frontend"],
+    );
+    let page = get(&format!("{}/hello/world", web.url("frontend")));
+    assert_eq!(page.status, 200, "{page:?} {}", web.stderr());
+    assert!(page.body.starts_with("Hello, world!"), "{page:?}");
+    // Unsigned calls are refused here too.
+    let unsigned = amimono_tests::request(
+        "POST",
+        &format!("http://127.0.0.1:{backend}/amimono/v1/call/greeter"),
+        &[],
+        b"",
+    );
+    assert_eq!(unsigned.status, 401, "{unsigned:?}");
+}
