@@ -1,5 +1,7 @@
 //! The guest component crates of the workspace: every package under
-//! `examples/` or `tests/fixtures/`, found with `cargo metadata`.
+//! `examples/` or `tests/fixtures/`, found with `cargo metadata`, except
+//! native ones (`[package.metadata.amimono] native = true`, e.g. the
+//! embedding example, which is a host-side program).
 
 use crate::cmd::Cmd;
 use std::path::Path;
@@ -27,6 +29,7 @@ pub fn packages(root: &Path) -> Result<Vec<String>, String> {
             let manifest = Path::new(p["manifest_path"].as_str().unwrap_or_default());
             manifest.starts_with(&examples) || manifest.starts_with(&fixtures)
         })
+        .filter(|p| p["metadata"]["amimono"]["native"].as_bool() != Some(true))
         .filter_map(|p| p["name"].as_str().map(str::to_string))
         .collect();
     names.sort();
