@@ -165,6 +165,25 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let port = free_port();
+    serve_on_port(runtime, port, service);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Serves `service` with plain hyper on loopback port `port`.
+fn serve_on_port<S, B>(runtime: &tokio::runtime::Runtime, port: u16, service: S)
+where
+    S: tower_service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<B>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
         .unwrap();
@@ -181,7 +200,6 @@ where
             });
         }
     });
-    format!("http://127.0.0.1:{port}")
 }
 
 const PROBE_APP: &str = "[app]\nname = \"probe\"\n\n[components.probe]\nbinding = \"http\"\nsource = \"{wasm:fixture_trap_http}\"\n\n[jobs.one]\ncomponents = [\"probe\"]\n";
@@ -319,22 +337,7 @@ fn another_jobs_process_calls_the_rpc_service_on_the_embedders_listener() {
         .unwrap();
     assert_eq!(job.rpc_components(), ["greeter"]);
     let service = runtime.block_on(async { job.rpc_service() }).unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(("127.0.0.1", backend)))
-        .unwrap();
-    runtime.spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let service = hyper_util::service::TowerToHyperService::new(service.clone());
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    serve_on_port(&runtime, backend, service);
     // The web job is a real `amimono run` process: its calls to the
     // greeter cross to this process, signed with the cluster key.
     let web = Host::start(
