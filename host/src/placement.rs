@@ -129,4 +129,16 @@ impl Placement {
     pub fn runs(&self, label: &str) -> bool {
         self.members.contains(label)
     }
+
+    /// The components of `app` with `binding` that run in this process.
+    pub fn members_with(&self, app: &App, binding: crate::manifest::BindingType) -> Vec<String> {
+        self.members
+            .iter()
+            .filter(|label| {
+                app.component(label)
+                    .is_some_and(|c| c.spec.binding == binding)
+            })
+            .cloned()
+            .collect()
+    }
 }

@@ -44,17 +44,7 @@ pub async fn run(
     let signals = Signals::new();
     let since_start = || crate::uptime::since_start().as_secs_f64() * 1e3;
     tracing::debug!(ms = since_start(), "app loaded");
-    let members_with = |binding: BindingType| -> Vec<String> {
-        placement
-            .members
-            .iter()
-            .filter(|label| {
-                app.component(label)
-                    .is_some_and(|c| c.spec.binding == binding)
-            })
-            .cloned()
-            .collect()
-    };
+    let members_with = |binding: BindingType| placement.members_with(app, binding);
 
     // Listen first, so the runtime interface can report real URLs.
     let mut served = BTreeMap::new();

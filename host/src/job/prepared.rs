@@ -112,16 +112,7 @@ impl Job {
 
     /// The components of `binding` this job runs.
     pub(crate) fn members_with(&self, binding: BindingType) -> Vec<String> {
-        let app = self.app();
-        self.placement()
-            .members
-            .iter()
-            .filter(|label| {
-                app.component(label)
-                    .is_some_and(|c| c.spec.binding == binding)
-            })
-            .cloned()
-            .collect()
+        self.placement().members_with(self.app(), binding)
     }
 
     /// The wasmtime engine the job's graphs run on.
