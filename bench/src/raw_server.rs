@@ -17,7 +17,7 @@
 //! store, all before answering. The answer is still the echoed body.
 
 use amimono::app::App;
-use amimono::capabilities::CapabilityContext;
+use amimono::capabilities::JobCapabilities;
 use amimono::engine::{EngineUse, new_engine};
 use amimono::host_state::{HostState, new_store};
 use amimono::job::{LinkContext, compose_graph, prepare_graph};
@@ -82,7 +82,7 @@ impl Callee {
         let graph = prepare_graph(
             &engine,
             &app,
-            &LinkContext::local(Arc::new(CapabilityContext::default())),
+            &LinkContext::local(Arc::new(JobCapabilities::default())),
             &composed,
         )?;
         let interface = graph

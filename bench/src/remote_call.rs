@@ -33,7 +33,7 @@ use crate::colocated::typed;
 use crate::host_process::{HostProcess, free_port};
 use crate::stats::{median, percentile};
 use amimono::app::App;
-use amimono::capabilities::CapabilityContext;
+use amimono::capabilities::JobCapabilities;
 use amimono::capabilities::runtime::RuntimeFacts;
 use amimono::engine::{EngineUse, new_engine};
 use amimono::host_state::{HostState, new_store};
@@ -625,16 +625,12 @@ impl Callers {
         let placement = Placement::for_job(app, CALLER_JOB)?;
         let composed = compose_graph(app, &placement, "caller")?;
         let context = LinkContext {
-            capabilities: Arc::new(CapabilityContext {
-                facts: Arc::new(RuntimeFacts {
-                    app: app.name().to_string(),
-                    job: CALLER_JOB.to_string(),
-                    revision: app.revision.clone(),
-                    bindings: BTreeMap::new(),
-                }),
-                grants: BTreeMap::new(),
-                keyvalue: None,
-            }),
+            capabilities: Arc::new(JobCapabilities::none(RuntimeFacts {
+                app: app.name().to_string(),
+                job: CALLER_JOB.to_string(),
+                revision: app.revision.clone(),
+                bindings: BTreeMap::new(),
+            })),
             client: client.clone(),
             targets: BTreeMap::from([("callee".to_string(), callee.clone())]),
         };
@@ -651,7 +647,7 @@ impl Callers {
         let callee_graph = prepare_graph(
             &engine,
             app,
-            &LinkContext::local(Arc::new(CapabilityContext::default())),
+            &LinkContext::local(Arc::new(JobCapabilities::default())),
             &composed,
         )?;
         let export = |name: &str| -> Result<ComponentExportIndex> {

@@ -3,35 +3,23 @@
 //! instance's resource limits: each linear memory capped, and all of them
 //! reserved against the job's [`MemoryBudget`].
 
+use crate::capabilities::GraphGrants;
 use crate::engine::EPOCH_TICK;
 use crate::limits::Limits;
-use crate::manifest::FileGrant;
 use crate::serve::budget::{MemoryBudget, Reservation};
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
-use wasmtime_wasi::FsPerms;
-use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
-
-/// What a graph's members that import WASI filesystem or sockets are
-/// granted (they must agree: see `job.rs`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WasiGrants {
-    /// Preopened directories.
-    pub files: Vec<FileGrant>,
-    /// Socket addresses that may be connected or bound to.
-    pub sockets: Vec<std::net::SocketAddr>,
-}
 
 /// How to make the store of one instance of a graph.
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
     /// Memory and CPU limits.
     pub limits: Limits,
-    /// Filesystem and socket grants.
-    pub wasi: Arc<WasiGrants>,
+    /// Filesystem and socket grants of the graph.
+    pub wasi: Arc<GraphGrants>,
     /// The job's memory budget, which every linear memory is reserved against.
     pub budget: Arc<MemoryBudget>,
 }
@@ -97,38 +85,16 @@ pub struct HostState {
 }
 
 impl HostState {
-    /// Fresh state for one instance of a graph. Guests get no environment,
-    /// arguments or files; their stdout and stderr go to the host's; each
-    /// linear memory may grow to `limits.memory_bytes`.
+    /// Fresh state for one instance of a graph. Guests get no environment
+    /// or arguments here (those are per member, `capabilities::environment`),
+    /// the graph's granted directories and sockets
+    /// ([`crate::capabilities::configure_instance`]); each linear memory may
+    /// grow to `limits.memory_bytes`.
     pub fn new(settings: &StoreSettings) -> HostState {
         let limits = &settings.limits;
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stdout().inherit_stderr();
-        for grant in &settings.wasi.files {
-            let perms = if grant.writable {
-                FsPerms::ReadWrite
-            } else {
-                FsPerms::ReadOnly
-            };
-            if let Err(e) = wasi.preopened_dir(&grant.host, &grant.guest, perms) {
-                tracing::warn!(dir = %grant.host.display(), error = %e, "cannot open a granted directory");
-            }
-        }
-        if !settings.wasi.sockets.is_empty() {
-            let allowed = settings.wasi.sockets.clone();
-            wasi.socket_addr_check(move |address, use_| {
-                // Granted addresses, plus the implicit bind to an ephemeral
-                // port that every connect does.
-                let implicit_bind = matches!(use_, SocketAddrUse::TcpBind | SocketAddrUse::UdpBind)
-                    && address.port() == 0
-                    && address.ip().is_unspecified();
-                let ok = implicit_bind || allowed.contains(&address);
-                Box::pin(async move { ok })
-            });
-            wasi.allow_tcp(true)
-                .allow_udp(true)
-                .allow_ip_name_lookup(false);
-        }
+        crate::capabilities::configure_instance(&settings.wasi, &mut wasi);
         HostState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),

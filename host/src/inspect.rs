@@ -85,7 +85,7 @@ pub fn describe(bundle: &Bundle, engine: &Engine) -> Result<String> {
                         wire.import
                     )
                 }
-                Route::Host(HostInterface::Member(crate::capabilities::Capability::Runtime)) => {
+                Route::Host(HostInterface::Member(crate::capabilities::runtime::CONTEXT)) => {
                     format!("{} → host (runtime interface)", wire.import)
                 }
                 Route::Host(_) | Route::TypesOnly => continue,

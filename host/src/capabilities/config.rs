@@ -6,8 +6,9 @@
 //! bundle, and never logged: their values only exist in memory and
 //! [`ConfigValue`]'s `Debug` hides them.
 
-use super::Grants;
+use super::{Capability, CapabilityError, JobCapability, JobSetup, MemberInterface, by_member};
 use crate::host_state::HostState;
+use crate::manifest::ComponentSpec;
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -105,32 +106,91 @@ pub fn secret_env_name(key: &str) -> String {
     )
 }
 
-/// Defines `wasi:config/store` for one member under `import_name`.
-pub fn add_to_linker(
-    linker: &mut Linker<HostState>,
-    import_name: &str,
-    grants: Arc<Grants>,
-) -> Result<()> {
-    let mut instance = super::member_instance(linker, import_name)?;
-    let g = grants.clone();
-    instance
-        .func_wrap("get", move |_, (key,): (String,)| {
-            Ok((Ok::<_, ConfigError>(
-                g.config.get(&key).map(|v| v.text().to_string()),
-            ),))
+/// `wasi:config/store`.
+pub const STORE: MemberInterface = MemberInterface {
+    path: "wasi:config/store",
+    slug: "config",
+};
+
+/// Configuration values and secrets per component.
+pub struct Config;
+
+/// One component's configuration, secrets resolved.
+type Values = BTreeMap<String, ConfigValue>;
+
+#[async_trait::async_trait]
+impl Capability for Config {
+    fn name(&self) -> &'static str {
+        "configuration"
+    }
+
+    fn interfaces(&self) -> &'static [MemberInterface] {
+        &[STORE]
+    }
+
+    fn missing_grant(&self, component: &ComponentSpec, _: MemberInterface) -> Option<String> {
+        (component.config.is_empty() && component.secrets.is_empty()).then(|| {
+            format!(
+                "`config = {{ … }}` or `secrets = [ … ]` in [components.{}]",
+                component.label
+            )
         })
-        .anyhow()?;
-    instance
-        .func_wrap("get-all", move |_, (): ()| {
-            let all: Vec<(String, String)> = grants
+    }
+
+    async fn open(&self, job: &JobSetup<'_>) -> Result<Arc<dyn JobCapability>> {
+        let values = by_member(job, |spec| {
+            let mut values: Values = spec
                 .config
                 .iter()
-                .map(|(k, v)| (k.clone(), v.text().to_string()))
+                .map(|(k, v)| (k.clone(), ConfigValue::Plain(v.clone())))
                 .collect();
-            Ok((Ok::<_, ConfigError>(all),))
-        })
-        .anyhow()?;
-    Ok(())
+            for secret in &spec.secrets {
+                let value =
+                    job.secrets
+                        .get(secret)
+                        .ok_or_else(|| CapabilityError::MissingSecret {
+                            component: spec.label.clone(),
+                            secret: secret.clone(),
+                        })?;
+                values.insert(secret.clone(), ConfigValue::Secret(value));
+            }
+            Ok(values)
+        })?;
+        Ok(Arc::new(OpenConfig(values)))
+    }
+}
+
+struct OpenConfig(BTreeMap<String, Arc<Values>>);
+
+impl JobCapability for OpenConfig {
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<HostState>,
+        _: MemberInterface,
+        import_name: &str,
+        label: &str,
+    ) -> Result<()> {
+        let values = self.0.get(label).cloned().unwrap_or_default();
+        let mut instance = super::member_instance(linker, import_name)?;
+        let v = values.clone();
+        instance
+            .func_wrap("get", move |_, (key,): (String,)| {
+                Ok((Ok::<_, ConfigError>(
+                    v.get(&key).map(|v| v.text().to_string()),
+                ),))
+            })
+            .anyhow()?;
+        instance
+            .func_wrap("get-all", move |_, (): ()| {
+                let all: Vec<(String, String)> = values
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.text().to_string()))
+                    .collect();
+                Ok((Ok::<_, ConfigError>(all),))
+            })
+            .anyhow()?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! writes to its stdout (level info) or stderr (level warn). Each member of
 //! a graph gets its own streams, so a line names the component that wrote it.
 
+use super::{Capability, JobCapability, JobSetup, MemberInterface};
 use crate::host_state::HostState;
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::Result;
@@ -49,8 +50,64 @@ fn log(level: Level, label: &str, job: &str, context: &str, message: &str) {
     }
 }
 
+/// `wasi:logging/logging`.
+pub const LOGGING: MemberInterface = MemberInterface {
+    path: "wasi:logging/logging",
+    slug: "logging",
+};
+/// `wasi:cli/stdout`: lines logged at info.
+pub const STDOUT: MemberInterface = MemberInterface {
+    path: "wasi:cli/stdout",
+    slug: "cli-stdout",
+};
+/// `wasi:cli/stderr`: lines logged at warn.
+pub const STDERR: MemberInterface = MemberInterface {
+    path: "wasi:cli/stderr",
+    slug: "cli-stderr",
+};
+
+/// Log lines and standard streams, per component. Granted to every component.
+pub struct Logging;
+
+#[async_trait::async_trait]
+impl Capability for Logging {
+    fn name(&self) -> &'static str {
+        "logging"
+    }
+
+    fn interfaces(&self) -> &'static [MemberInterface] {
+        &[LOGGING, STDOUT, STDERR]
+    }
+
+    async fn open(&self, job: &JobSetup<'_>) -> Result<Arc<dyn JobCapability>> {
+        Ok(Arc::new(OpenLogging {
+            job: job.facts.job.clone(),
+        }))
+    }
+}
+
+struct OpenLogging {
+    job: String,
+}
+
+impl JobCapability for OpenLogging {
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<HostState>,
+        interface: MemberInterface,
+        import_name: &str,
+        label: &str,
+    ) -> Result<()> {
+        match interface {
+            STDOUT => add_stdio(linker, import_name, label, &self.job, Stream::Stdout),
+            STDERR => add_stdio(linker, import_name, label, &self.job, Stream::Stderr),
+            _ => add_logging(linker, import_name, label, &self.job),
+        }
+    }
+}
+
 /// Defines `wasi:logging/logging` for member `label` under `import_name`.
-pub fn add_to_linker(
+fn add_logging(
     linker: &mut Linker<HostState>,
     import_name: &str,
     label: &str,
@@ -80,7 +137,7 @@ pub enum Stream {
 }
 
 /// Defines `wasi:cli/stdout` or `wasi:cli/stderr` for member `label`.
-pub fn add_stdio_to_linker(
+fn add_stdio(
     linker: &mut Linker<HostState>,
     import_name: &str,
     label: &str,

@@ -1,124 +1,213 @@
-//! Host capabilities answered per component. Each member of a composed graph
-//! imports these interfaces under its own name
-//! ([`member_import_name`]), so the host knows which component calls and
-//! gives it exactly what the manifest grants it: its label and discovery
-//! ([`runtime`]), its configuration and secrets ([`config`]), its log lines
-//! and stdout/stderr ([`logging`]), its environment variables
-//! ([`environment`]). WASI interfaces not listed here (clocks, random,
-//! filesystem, sockets, HTTP) are shared by a graph's members.
+//! Host capabilities: everything the host answers itself, each in one
+//! module with one shape, the [`Capability`] trait. Its phases are the ones
+//! a host has (Spin's `Factor` — `init` / `configure_app` / `prepare` — is
+//! the model):
+//!
+//! 1. **When the app loads**: the manifest parser checks each of the
+//!    capability's keys with the module's own parser (`AllowedHost::parse`,
+//!    [`sockets::parse_address`], [`files::check_grant`], …), with the
+//!    file:line:column of the entry; when imports are routed,
+//!    [`Capability::missing_grant`] refuses an import the manifest does not
+//!    grant, naming the key that would.
+//! 2. **Once per job**: [`Capability::open`] opens process-wide backends
+//!    (the key-value store) and resolves what each member is granted
+//!    (configuration and secrets, environment, outbound hosts), giving a
+//!    [`JobCapability`].
+//! 3. **Per instance**: [`Capability::configure_instance`] adds what one
+//!    store's WASI context is granted (preopened directories, socket
+//!    addresses; shared by a graph's members, see `link::rules`).
+//! 4. **Linking**: [`JobCapability::add_to_linker`] defines the host
+//!    functions of one member's import.
+//!
+//! Adding a capability means one module here, its entry in
+//! [`CAPABILITIES`], and its manifest key in `manifest`.
+//!
+//! # Why host functions are wired by name
+//!
+//! Each member of a composed graph imports a per-component capability under
+//! its own import name ([`member_import_name`]:
+//! `amimono-member:<label>/<slug>`), so the host knows which component calls
+//! and gives it exactly what it is granted. The functions are defined with
+//! `Linker::instance(name).func_wrap(…)` rather than with
+//! `wasmtime::component::bindgen!`: the generated `add_to_linker` functions
+//! define an interface under its WIT name only (`wasi:config/store@…`), once
+//! per linker, while a graph needs the same interface defined once per
+//! member, under a name known only when the graph is composed, with that
+//! member's grants captured. Interfaces shared by all members (clocks,
+//! random, filesystem, sockets, HTTP types) are wasmtime-wasi's own,
+//! linked once per graph by their WIT names.
 
 pub mod config;
 pub mod environment;
+pub mod files;
 pub mod keyvalue;
 pub mod logging;
 pub mod outbound;
 pub mod runtime;
+pub mod sockets;
 
 use crate::app::{App, InterfaceName};
-use crate::manifest::ComponentSpec;
-use anyhow::Result;
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use wasmtime::component::Linker;
-
 use crate::host_state::HostState;
+use crate::manifest::ComponentSpec;
+use crate::wasmtime_error::IntoAnyhow;
+use anyhow::{Context, Result};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use wasmtime::component::{Linker, LinkerInstance};
+use wasmtime_wasi::WasiCtxBuilder;
 
-/// An interface the host answers per component.
+/// An interface the host answers per component: its WIT path, and the last
+/// part of the per-member import name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Capability {
-    /// `amimono:runtime/context`: label, job, revision, discovery.
-    Runtime,
-    /// `wasi:config/store`: the component's configuration and secrets.
-    Config,
-    /// `wasi:logging/logging`: log lines to the host's log.
-    Logging,
-    /// `wasi:cli/environment`: the component's granted environment variables.
-    Environment,
-    /// `wasi:cli/stdout`: lines go to the host's log.
-    Stdout,
-    /// `wasi:cli/stderr`: lines go to the host's log.
-    Stderr,
-    /// `wasi:keyvalue/store`: the stores the component may open.
-    KeyValueStore,
-    /// `wasi:keyvalue/atomics`.
-    KeyValueAtomics,
-    /// `wasi:keyvalue/batch`.
-    KeyValueBatch,
-    /// `amimono:keyvalue/cas`: compare-and-swap.
-    KeyValueCas,
-    /// `wasi:http/outgoing-handler`: requests to allowed hosts only.
-    OutgoingHttp,
+pub struct MemberInterface {
+    /// `namespace:package/interface`, without a version.
+    pub path: &'static str,
+    /// The last part of the member import name ([`member_import_name`]).
+    pub slug: &'static str,
 }
 
-impl Capability {
-    /// The capability an import of interface `name` asks for, if any.
-    pub fn of(name: &InterfaceName) -> Option<Capability> {
-        Some(match name.path.as_str() {
-            "amimono:runtime/context" => Capability::Runtime,
-            "wasi:config/store" => Capability::Config,
-            "wasi:logging/logging" => Capability::Logging,
-            "wasi:cli/environment" => Capability::Environment,
-            "wasi:cli/stdout" => Capability::Stdout,
-            "wasi:cli/stderr" => Capability::Stderr,
-            "wasi:keyvalue/store" => Capability::KeyValueStore,
-            "wasi:keyvalue/atomics" => Capability::KeyValueAtomics,
-            "wasi:keyvalue/batch" => Capability::KeyValueBatch,
-            "amimono:keyvalue/cas" => Capability::KeyValueCas,
-            "wasi:http/outgoing-handler" => Capability::OutgoingHttp,
-            _ => return None,
-        })
+impl MemberInterface {
+    /// The per-component interface an import of `name` asks for, if any.
+    pub fn of(name: &InterfaceName) -> Option<MemberInterface> {
+        CAPABILITIES
+            .iter()
+            .flat_map(|c| c.interfaces())
+            .find(|i| i.path == name.path)
+            .copied()
     }
 
-    /// The last part of the member import name.
-    fn slug(self) -> &'static str {
-        match self {
-            Capability::Runtime => "runtime",
-            Capability::Config => "config",
-            Capability::Logging => "logging",
-            Capability::Environment => "cli-environment",
-            Capability::Stdout => "cli-stdout",
-            Capability::Stderr => "cli-stderr",
-            Capability::KeyValueStore => "keyvalue-store",
-            Capability::KeyValueAtomics => "keyvalue-atomics",
-            Capability::KeyValueBatch => "keyvalue-batch",
-            Capability::KeyValueCas => "keyvalue-cas",
-            Capability::OutgoingHttp => "http-outgoing-handler",
-        }
+    /// The capability that answers this interface.
+    fn owner(&self) -> Option<usize> {
+        CAPABILITIES
+            .iter()
+            .position(|c| c.interfaces().contains(self))
     }
 }
 
 /// The import name under which member `label` of a composed graph imports
-/// `capability`. It is shaped like an interface name (not a plain label)
+/// `interface`. It is shaped like an interface name (not a plain label)
 /// so that wac-graph does not need the component model's experimental
 /// `implements` directive, which wasmtime 48 does not enable.
-pub fn member_import_name(label: &str, capability: Capability) -> String {
-    format!("amimono-member:{label}/{}", capability.slug())
+pub fn member_import_name(label: &str, interface: MemberInterface) -> String {
+    format!("amimono-member:{label}/{}", interface.slug)
 }
 
-/// The linker instance under which one member imports a capability.
-pub fn member_instance<'a>(
-    linker: &'a mut Linker<HostState>,
-    import_name: &str,
-) -> Result<wasmtime::component::LinkerInstance<'a, HostState>> {
-    use crate::wasmtime_error::IntoAnyhow;
-    use anyhow::Context;
-    linker
-        .instance(import_name)
-        .anyhow()
-        .with_context(|| format!("defining `{import_name}`"))
+/// What opening a job's capabilities needs from the process.
+pub struct JobSetup<'a> {
+    /// The app.
+    pub app: &'a App,
+    /// The components this process runs.
+    pub members: &'a BTreeSet<String>,
+    /// Answers of the runtime interface.
+    pub facts: Arc<runtime::RuntimeFacts>,
+    /// Where secrets come from.
+    pub secrets: &'a config::SecretSource,
+    /// Where durable data lives.
+    pub data_dir: &'a Path,
 }
 
-/// What one component is granted, from the manifest and the run-time secrets.
-#[derive(Debug, Clone, Default)]
-pub struct Grants {
-    /// Configuration values and resolved secrets, by key.
-    pub config: BTreeMap<String, config::ConfigValue>,
-    /// Environment variables.
-    pub env: Vec<(String, String)>,
-    /// Key-value stores it may open.
-    pub stores: Arc<std::collections::BTreeSet<String>>,
-    /// Hosts it may send HTTP requests to; empty: every request is denied.
-    pub outbound: Arc<Vec<outbound::AllowedHost>>,
+impl JobSetup<'_> {
+    /// The manifest entries of the members, with their labels.
+    pub fn member_specs(&self) -> impl Iterator<Item = &ComponentSpec> {
+        self.members
+            .iter()
+            .filter_map(|label| self.app.component(label))
+            .map(|c| &c.spec)
+    }
+}
+
+/// One capability of the host, in the phases described in the module docs.
+#[async_trait::async_trait]
+pub trait Capability: Sync {
+    /// Its name in errors and logs.
+    fn name(&self) -> &'static str;
+
+    /// The interfaces it answers per member (none for capabilities that
+    /// only configure WASI).
+    fn interfaces(&self) -> &'static [MemberInterface] {
+        &[]
+    }
+
+    /// Phase 1: if `component` may not import `interface`, the manifest key
+    /// that would grant it.
+    fn missing_grant(
+        &self,
+        _component: &ComponentSpec,
+        _interface: MemberInterface,
+    ) -> Option<String> {
+        None
+    }
+
+    /// Phase 2: opens what the job needs, once.
+    async fn open(&self, job: &JobSetup<'_>) -> Result<Arc<dyn JobCapability>>;
+
+    /// Phase 3: adds what one instance of a graph granted `grants` gets to
+    /// its WASI context.
+    fn configure_instance(&self, _grants: &GraphGrants, _wasi: &mut WasiCtxBuilder) {}
+}
+
+/// A capability opened for one job.
+pub trait JobCapability: Send + Sync {
+    /// Phase 4: defines `interface` for member `label` under `import_name`.
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<HostState>,
+        interface: MemberInterface,
+        import_name: &str,
+        label: &str,
+    ) -> Result<()>;
+}
+
+/// A [`JobCapability`] for capabilities without per-member interfaces.
+pub struct NothingToLink;
+
+impl JobCapability for NothingToLink {
+    fn add_to_linker(
+        &self,
+        _: &mut Linker<HostState>,
+        interface: MemberInterface,
+        _: &str,
+        _: &str,
+    ) -> Result<()> {
+        anyhow::bail!("`{}` is not answered per component", interface.path)
+    }
+}
+
+/// Every capability of the host, in the order they are opened.
+pub static CAPABILITIES: &[&dyn Capability] = &[
+    &runtime::Runtime,
+    &config::Config,
+    &logging::Logging,
+    &environment::Environment,
+    &outbound::Outbound,
+    &keyvalue::KeyValue,
+    &files::Files,
+    &sockets::Sockets,
+];
+
+/// What the members of one graph are granted of the WASI interfaces they
+/// share (one WASI context per instance).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GraphGrants {
+    /// Preopened directories.
+    pub files: Vec<crate::manifest::FileGrant>,
+    /// Socket addresses that may be connected or bound to.
+    pub sockets: Vec<std::net::SocketAddr>,
+}
+
+/// Adds what an instance granted `grants` gets from every capability.
+pub fn configure_instance(grants: &GraphGrants, wasi: &mut WasiCtxBuilder) {
+    for capability in CAPABILITIES {
+        capability.configure_instance(grants, wasi);
+    }
+}
+
+/// Whether `component` may import `interface`; if not, the manifest key
+/// that would grant it.
+pub fn missing_grant(component: &ComponentSpec, interface: MemberInterface) -> Option<String> {
+    let owner = interface.owner()?;
+    CAPABILITIES[owner].missing_grant(component, interface)
 }
 
 /// Why the capabilities of a process could not be prepared.
@@ -137,163 +226,107 @@ pub enum CapabilityError {
         /// The secret's name.
         secret: String,
     },
+    /// A directory the manifest grants does not exist or cannot be opened.
+    #[error(
+        "component `{component}` is granted the directory `{}` (`files`, guest path `{guest}`), which cannot be opened: {reason}; create it or fix the `host` path in [components.{component}]",
+        .host.display()
+    )]
+    UnopenableDirectory {
+        /// The component.
+        component: String,
+        /// The directory on the host.
+        host: std::path::PathBuf,
+        /// Where the guest would see it.
+        guest: String,
+        /// Why it cannot be opened.
+        reason: String,
+    },
 }
 
-/// Everything the capabilities of one process need.
-#[derive(Clone, Default)]
-pub struct CapabilityContext {
-    /// Answers of the runtime interface.
-    pub facts: Arc<runtime::RuntimeFacts>,
-    /// Grants by component label.
-    pub grants: BTreeMap<String, Arc<Grants>>,
-    /// The key-value backend, when some component is granted a store.
-    pub keyvalue: Option<Arc<dyn keyvalue::Backend>>,
+/// Every capability opened for one job (phase 2), ready to link members.
+#[derive(Clone)]
+pub struct JobCapabilities {
+    facts: Arc<runtime::RuntimeFacts>,
+    opened: Vec<Arc<dyn JobCapability>>,
 }
 
-impl std::fmt::Debug for dyn keyvalue::Backend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("key-value backend")
-    }
-}
-
-impl CapabilityContext {
-    /// The grants of the components `labels` of `app`, with secrets taken
-    /// from `secrets`.
-    pub fn new<'a>(
-        app: &App,
-        facts: Arc<runtime::RuntimeFacts>,
-        labels: impl IntoIterator<Item = &'a String>,
-        secrets: &config::SecretSource,
-        keyvalue: Option<Arc<dyn keyvalue::Backend>>,
-    ) -> Result<CapabilityContext, CapabilityError> {
-        let mut grants = BTreeMap::new();
-        for label in labels {
-            let Some(component) = app.component(label) else {
-                continue;
-            };
-            let spec = &component.spec;
-            let mut values: BTreeMap<String, config::ConfigValue> = spec
-                .config
-                .iter()
-                .map(|(k, v)| (k.clone(), config::ConfigValue::Plain(v.clone())))
-                .collect();
-            for secret in &spec.secrets {
-                let value = secrets
-                    .get(secret)
-                    .ok_or_else(|| CapabilityError::MissingSecret {
-                        component: label.clone(),
-                        secret: secret.clone(),
-                    })?;
-                values.insert(secret.clone(), config::ConfigValue::Secret(value));
-            }
-            grants.insert(
-                label.clone(),
-                Arc::new(Grants {
-                    config: values,
-                    env: spec
-                        .env
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                    stores: Arc::new(spec.keyvalue.iter().cloned().collect()),
-                    outbound: Arc::new(
-                        spec.allowed_outbound_hosts
-                            .iter()
-                            .filter_map(|h| outbound::AllowedHost::parse(h).ok())
-                            .collect(),
-                    ),
-                }),
+impl JobCapabilities {
+    /// Opens every capability for `job`.
+    pub async fn open(job: &JobSetup<'_>) -> Result<JobCapabilities> {
+        let mut opened = Vec::with_capacity(CAPABILITIES.len());
+        for capability in CAPABILITIES {
+            opened.push(
+                capability
+                    .open(job)
+                    .await
+                    .with_context(|| format!("opening the {} capability", capability.name()))?,
             );
         }
-        Ok(CapabilityContext {
-            facts,
-            grants,
-            keyvalue,
+        Ok(JobCapabilities {
+            facts: job.facts.clone(),
+            opened,
         })
     }
-}
 
-/// Whether `component` may import `capability`; if not, the manifest key
-/// that would grant it. `wasi:http/outgoing-handler` may always be
-/// imported: without `allowed_outbound_hosts` (or with `[]`) every request
-/// is denied when it is made.
-pub fn missing_grant(component: &ComponentSpec, capability: Capability) -> Option<String> {
-    match capability {
-        Capability::Config if component.config.is_empty() && component.secrets.is_empty() => {
-            Some(format!(
-                "`config = {{ … }}` or `secrets = [ … ]` in [components.{}]",
-                component.label
-            ))
+    /// Capabilities for graphs whose members import none of the
+    /// per-component interfaces (benchmarks, tests): linking one fails.
+    pub fn none(facts: runtime::RuntimeFacts) -> JobCapabilities {
+        JobCapabilities {
+            facts: Arc::new(facts),
+            opened: Vec::new(),
         }
-        Capability::KeyValueStore
-        | Capability::KeyValueAtomics
-        | Capability::KeyValueBatch
-        | Capability::KeyValueCas
-            if component.keyvalue.is_empty() =>
-        {
-            Some(format!(
-                "`keyvalue = [\"<store>\"]` in [components.{}]",
-                component.label
-            ))
-        }
-        // Outbound HTTP is never refused at start: every componentize-py and
-        // componentize-js HTTP component (and many Spin components) imports
-        // `wasi:http/outgoing-handler` whether or not it sends requests. An
-        // ungranted import links and denies every request at call time
-        // (`outbound::add_to_linker`), as Spin and wasmtime do.
-        _ => None,
+    }
+
+    /// The runtime facts of the job.
+    pub fn facts(&self) -> &Arc<runtime::RuntimeFacts> {
+        &self.facts
+    }
+
+    /// Defines `interface` for member `label` under `import_name`.
+    pub fn add_to_linker(
+        &self,
+        linker: &mut Linker<HostState>,
+        interface: MemberInterface,
+        import_name: &str,
+        label: &str,
+    ) -> Result<()> {
+        let opened = interface
+            .owner()
+            .and_then(|owner| self.opened.get(owner))
+            .with_context(|| {
+                format!(
+                    "component `{label}` imports `{}`, but no capability answering it is open in this job",
+                    interface.path
+                )
+            })?;
+        opened.add_to_linker(linker, interface, import_name, label)
     }
 }
 
-/// Defines `capability` for member `label` under `import_name`.
-pub fn add_to_linker(
-    linker: &mut Linker<HostState>,
-    capability: Capability,
+impl Default for JobCapabilities {
+    fn default() -> Self {
+        JobCapabilities::none(runtime::RuntimeFacts::default())
+    }
+}
+
+/// The linker instance under which one member imports a capability.
+pub fn member_instance<'a>(
+    linker: &'a mut Linker<HostState>,
     import_name: &str,
-    label: &str,
-    context: &CapabilityContext,
-) -> Result<()> {
-    let grants = context.grants.get(label).cloned().unwrap_or_default();
-    match capability {
-        Capability::Runtime => runtime::add_to_linker(linker, import_name, label, &context.facts),
-        Capability::Config => config::add_to_linker(linker, import_name, grants),
-        Capability::Logging => {
-            logging::add_to_linker(linker, import_name, label, &context.facts.job)
-        }
-        Capability::Environment => environment::add_to_linker(linker, import_name, grants),
-        Capability::Stdout => logging::add_stdio_to_linker(
-            linker,
-            import_name,
-            label,
-            &context.facts.job,
-            logging::Stream::Stdout,
-        ),
-        Capability::Stderr => logging::add_stdio_to_linker(
-            linker,
-            import_name,
-            label,
-            &context.facts.job,
-            logging::Stream::Stderr,
-        ),
-        Capability::OutgoingHttp => {
-            outbound::add_to_linker(linker, import_name, label, grants.outbound.clone())
-        }
-        Capability::KeyValueStore
-        | Capability::KeyValueAtomics
-        | Capability::KeyValueBatch
-        | Capability::KeyValueCas => {
-            let backend = context
-                .keyvalue
-                .clone()
-                .ok_or_else(|| anyhow::anyhow!("no key-value backend is open for `{label}`"))?;
-            match capability {
-                Capability::KeyValueStore => {
-                    keyvalue::add_store(linker, import_name, label, grants.stores.clone(), backend)
-                }
-                Capability::KeyValueAtomics => keyvalue::add_atomics(linker, import_name, backend),
-                Capability::KeyValueBatch => keyvalue::add_batch(linker, import_name, backend),
-                _ => keyvalue::add_cas(linker, import_name, backend),
-            }
-        }
-    }
+) -> Result<LinkerInstance<'a, HostState>> {
+    linker
+        .instance(import_name)
+        .anyhow()
+        .with_context(|| format!("defining `{import_name}`"))
+}
+
+/// Per-member values of one capability, by label (members without an entry
+/// get the default).
+pub(crate) fn by_member<T>(
+    job: &JobSetup<'_>,
+    mut value: impl FnMut(&ComponentSpec) -> Result<T>,
+) -> Result<std::collections::BTreeMap<String, Arc<T>>> {
+    job.member_specs()
+        .map(|spec| Ok((spec.label.clone(), Arc::new(value(spec)?))))
+        .collect()
 }

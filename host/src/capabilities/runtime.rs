@@ -1,8 +1,10 @@
 //! The host side of `amimono:runtime/context` (see `wit/runtime.wit`): each
 //! member of a composed graph imports it under its own name
 //! ([`super::member_import_name`]), so `label()` answers the
-//! caller's own label.
+//! caller's own label. Every component may import it.
 
+use super::{Capability, JobCapability, JobSetup, MemberInterface};
+use crate::host_state::HostState;
 use crate::manifest::BindingType;
 use anyhow::Result;
 use std::collections::BTreeMap;
@@ -61,25 +63,55 @@ pub struct RuntimeFacts {
     pub bindings: BTreeMap<String, BindingFact>,
 }
 
-/// Defines the runtime interface for member `label`, under `import_name`.
-pub fn add_to_linker(
-    linker: &mut Linker<crate::host_state::HostState>,
-    import_name: &str,
-    label: &str,
-    facts: &Arc<RuntimeFacts>,
-) -> Result<()> {
-    let mut instance = super::member_instance(linker, import_name)?;
-    let own = label.to_string();
-    instance.func_wrap("label", move |_, (): ()| Ok((own.clone(),)))?;
-    let f = facts.clone();
-    instance.func_wrap("app", move |_, (): ()| Ok((f.app.clone(),)))?;
-    let f = facts.clone();
-    instance.func_wrap("job", move |_, (): ()| Ok((f.job.clone(),)))?;
-    let f = facts.clone();
-    instance.func_wrap("revision", move |_, (): ()| Ok((f.revision.clone(),)))?;
-    let f = facts.clone();
-    instance.func_wrap("binding", move |_, (label,): (String,)| {
-        Ok((f.bindings.get(&label).cloned(),))
-    })?;
-    Ok(())
+/// `amimono:runtime/context`.
+pub const CONTEXT: MemberInterface = MemberInterface {
+    path: "amimono:runtime/context",
+    slug: "runtime",
+};
+
+/// The runtime interface: the caller's label, its app, job and revision,
+/// and where every component runs. Granted to every component.
+pub struct Runtime;
+
+#[async_trait::async_trait]
+impl Capability for Runtime {
+    fn name(&self) -> &'static str {
+        "runtime"
+    }
+
+    fn interfaces(&self) -> &'static [MemberInterface] {
+        &[CONTEXT]
+    }
+
+    async fn open(&self, job: &JobSetup<'_>) -> Result<Arc<dyn JobCapability>> {
+        Ok(Arc::new(OpenRuntime(job.facts.clone())))
+    }
+}
+
+struct OpenRuntime(Arc<RuntimeFacts>);
+
+impl JobCapability for OpenRuntime {
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<HostState>,
+        _: MemberInterface,
+        import_name: &str,
+        label: &str,
+    ) -> Result<()> {
+        let facts = &self.0;
+        let mut instance = super::member_instance(linker, import_name)?;
+        let own = label.to_string();
+        instance.func_wrap("label", move |_, (): ()| Ok((own.clone(),)))?;
+        let f = facts.clone();
+        instance.func_wrap("app", move |_, (): ()| Ok((f.app.clone(),)))?;
+        let f = facts.clone();
+        instance.func_wrap("job", move |_, (): ()| Ok((f.job.clone(),)))?;
+        let f = facts.clone();
+        instance.func_wrap("revision", move |_, (): ()| Ok((f.revision.clone(),)))?;
+        let f = facts.clone();
+        instance.func_wrap("binding", move |_, (label,): (String,)| {
+            Ok((f.bindings.get(&label).cloned(),))
+        })?;
+        Ok(())
+    }
 }

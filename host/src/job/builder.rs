@@ -8,9 +8,9 @@ use super::linker::LinkContext;
 use super::prepared::{Job, JobParts};
 use crate::app::App;
 use crate::bindings_file::Bindings;
-use crate::capabilities::CapabilityContext;
 use crate::capabilities::config::SecretSource;
 use crate::capabilities::runtime::{BindingFact, RuntimeFacts};
+use crate::capabilities::{JobCapabilities, JobSetup};
 use crate::engine::{EngineUse, new_engine};
 use crate::link::Route;
 use crate::placement::{LOCAL_JOB, Placement};
@@ -165,15 +165,18 @@ impl JobBuilder {
             &self.urls,
         ));
         let targets = remote_targets(&app, &composed, self.bindings.as_ref(), &self.urls)?;
-        let keyvalue =
-            crate::capabilities::keyvalue::open_for(&app, &placement.members, &self.data_dir)
-                .await?;
         let secrets = match self.secrets {
             Some(secrets) => secrets,
             None => SecretSource::from_environment()?,
         };
-        let capabilities =
-            CapabilityContext::new(&app, facts, &placement.members, &secrets, keyvalue)?;
+        let capabilities = JobCapabilities::open(&JobSetup {
+            app: &app,
+            members: &placement.members,
+            facts,
+            secrets: &secrets,
+            data_dir: &self.data_dir,
+        })
+        .await?;
         let context = LinkContext {
             client: Arc::new(RemoteClient::new(
                 &app.revision,

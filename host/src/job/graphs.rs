@@ -5,7 +5,8 @@
 use super::linker::{LinkContext, linker_for};
 use crate::app::App;
 use crate::artifact_cache;
-use crate::host_state::{HostState, WasiGrants};
+use crate::capabilities::GraphGrants;
+use crate::host_state::HostState;
 use crate::link::rules::{check_splittable, shared_wasi_grants};
 use crate::link::{GraphPlan, LinkErrors, compose, plan_graph};
 use crate::placement::Placement;
@@ -40,7 +41,7 @@ pub struct ComposedGraph {
     /// Where the composition comes from.
     source: GraphSource,
     /// The filesystem and socket grants of the graph's WASI.
-    pub wasi: Arc<WasiGrants>,
+    pub wasi: Arc<GraphGrants>,
 }
 
 /// A composition: made here, or composed and compiled ahead of time.
@@ -65,7 +66,7 @@ fn checked_plan(
     app: &App,
     placement: &Placement,
     root: &str,
-) -> Result<(GraphPlan, WasiGrants), LinkErrors> {
+) -> Result<(GraphPlan, GraphGrants), LinkErrors> {
     let plan = plan_graph(app, placement, root)
         .and_then(|plan| check_splittable(app, &plan).map(|()| plan))
         .map_err(LinkErrors)?;
@@ -150,7 +151,7 @@ pub struct PreparedGraph {
     /// Pre-instantiated: imports resolved, ready to instantiate per request.
     pub pre: InstancePre<HostState>,
     /// The filesystem and socket grants of the graph's WASI.
-    pub wasi: Arc<WasiGrants>,
+    pub wasi: Arc<GraphGrants>,
 }
 
 /// Compiles (or loads the precompiled form, or the cache's) and

@@ -3,7 +3,7 @@
 //! whose exporter runs in another job.
 
 use crate::app::App;
-use crate::capabilities::{self, CapabilityContext, member_import_name};
+use crate::capabilities::{JobCapabilities, member_import_name};
 use crate::host_state::HostState;
 use crate::link::{GraphPlan, HostInterface, Route};
 use crate::remote::client::{RemoteClient, RemoteTarget};
@@ -19,8 +19,8 @@ use wasmtime::component::{Component, Linker};
 /// granted, and where remote imports go.
 #[derive(Clone)]
 pub struct LinkContext {
-    /// Runtime facts and per-component grants.
-    pub capabilities: Arc<CapabilityContext>,
+    /// The job's opened capabilities.
+    pub capabilities: Arc<JobCapabilities>,
     /// Sends remote calls.
     pub client: Arc<RemoteClient>,
     /// Where each remote exporter is reached, by label.
@@ -29,10 +29,10 @@ pub struct LinkContext {
 
 impl LinkContext {
     /// A context for graphs without remote imports.
-    pub fn local(capabilities: Arc<CapabilityContext>) -> LinkContext {
+    pub fn local(capabilities: Arc<JobCapabilities>) -> LinkContext {
         let client = Arc::new(RemoteClient::new(
-            &capabilities.facts.revision,
-            &capabilities.facts.job,
+            &capabilities.facts().revision,
+            &capabilities.facts().job,
             crate::remote::auth::Authentication::Disabled,
         ));
         LinkContext {
@@ -62,13 +62,12 @@ pub(super) fn linker_for(
     let mut remote_imports = BTreeSet::new();
     for wire in &plan.wires {
         match &wire.route {
-            Route::Host(HostInterface::Member(capability)) => {
-                capabilities::add_to_linker(
+            Route::Host(HostInterface::Member(interface)) => {
+                context.capabilities.add_to_linker(
                     &mut linker,
-                    *capability,
-                    &member_import_name(&wire.importer, *capability),
+                    *interface,
+                    &member_import_name(&wire.importer, *interface),
                     &wire.importer,
-                    &context.capabilities,
                 )?;
             }
             Route::Remote {

@@ -61,11 +61,11 @@ pub fn compose(app: &App, plan: &GraphPlan) -> Result<Vec<u8>, LinkError> {
                     }
                 }
             }
-            Route::Host(HostInterface::Member(capability)) => {
+            Route::Host(HostInterface::Member(interface)) => {
                 let world = graph.types()[graph[package].ty()].clone();
                 let kind = world.imports[&wire.import];
                 graph
-                    .import(member_import_name(&wire.importer, *capability), kind)
+                    .import(member_import_name(&wire.importer, *interface), kind)
                     .map_err(|e| fail(e.to_string()))?
             }
             Route::Host(HostInterface::Wasi) | Route::Remote { .. } | Route::TypesOnly => continue,

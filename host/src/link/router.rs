@@ -6,7 +6,7 @@
 
 use super::LinkError;
 use crate::app::{App, InterfaceName};
-use crate::capabilities::Capability;
+use crate::capabilities::MemberInterface;
 use crate::placement::Placement;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,8 +27,8 @@ pub enum HostInterface {
     /// A WASI interface shared by a graph's members (wasmtime-wasi,
     /// wasmtime-wasi-http).
     Wasi,
-    /// An interface answered per component ([`Capability`]).
-    Member(Capability),
+    /// An interface answered per component ([`MemberInterface`]).
+    Member(MemberInterface),
 }
 
 /// Where one import of one component goes.
@@ -172,8 +172,8 @@ pub fn served_to_other_jobs(
 
 /// Whether the host itself provides `name`.
 pub fn host_interface(name: &InterfaceName) -> Option<HostInterface> {
-    if let Some(capability) = Capability::of(name) {
-        return Some(HostInterface::Member(capability));
+    if let Some(interface) = MemberInterface::of(name) {
+        return Some(HostInterface::Member(interface));
     }
     let package = name.package()?;
     HOST_WASI_PACKAGES

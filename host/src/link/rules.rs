@@ -5,13 +5,13 @@
 
 use super::{GraphPlan, LinkError, Route, SplitRefusal};
 use crate::app::App;
-use crate::host_state::WasiGrants;
+use crate::capabilities::GraphGrants;
 
 /// The members of a graph share one WASI filesystem and one set of sockets:
 /// every member that imports `wasi:filesystem` must be granted the same
 /// `files`, every member that imports `wasi:sockets` the same `sockets`, so
 /// no member gets access it was not granted. The graph's grants.
-pub fn shared_wasi_grants(app: &App, plan: &GraphPlan) -> Result<WasiGrants, LinkError> {
+pub fn shared_wasi_grants(app: &App, plan: &GraphPlan) -> Result<GraphGrants, LinkError> {
     let importers = |package: &str| -> Vec<&crate::app::LoadedComponent> {
         plan.members
             .iter()
@@ -19,7 +19,7 @@ pub fn shared_wasi_grants(app: &App, plan: &GraphPlan) -> Result<WasiGrants, Lin
             .filter(|c| c.world.imports.iter().any(|i| i.name.starts_with(package)))
             .collect()
     };
-    let mut grants = WasiGrants::default();
+    let mut grants = GraphGrants::default();
     let files = importers("wasi:filesystem/");
     if let Some(first) = files.first() {
         if let Some(other) = files.iter().find(|c| c.spec.files != first.spec.files) {

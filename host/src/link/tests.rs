@@ -105,9 +105,7 @@ fn colocated_remote_and_host_routes() {
     );
     assert_eq!(
         route(&app, &local, "web", "amimono:runtime/context@0.1.0").unwrap(),
-        Route::Host(HostInterface::Member(
-            crate::capabilities::Capability::Runtime
-        ))
+        Route::Host(HostInterface::Member(crate::capabilities::runtime::CONTEXT))
     );
 }
 

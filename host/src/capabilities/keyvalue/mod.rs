@@ -12,12 +12,13 @@ mod sqlite;
 
 pub use backend::Backend;
 
+use super::{Capability, JobCapability, JobSetup, MemberInterface, NothingToLink, by_member};
 use crate::app::App;
 use crate::host_state::HostState;
-use crate::manifest::KeyValueBackend;
+use crate::manifest::{ComponentSpec, KeyValueBackend};
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wasmtime::component::{ComponentType, Linker, Lower, Resource, ResourceType};
@@ -81,27 +82,94 @@ impl BackendChoice {
     }
 }
 
-/// Opens the backend `app` needs, if any of `labels` is granted a store;
-/// `data_dir` holds the SQLite file by default.
-pub async fn open_for<'a>(
-    app: &App,
-    labels: impl IntoIterator<Item = &'a String>,
-    data_dir: &Path,
-) -> Result<Option<Arc<dyn Backend>>> {
-    let needed = labels.into_iter().any(|l| {
-        app.component(l)
-            .is_some_and(|c| !c.spec.keyvalue.is_empty())
-    });
-    if !needed {
-        return Ok(None);
+/// `wasi:keyvalue/store`.
+pub const STORE: MemberInterface = MemberInterface {
+    path: "wasi:keyvalue/store",
+    slug: "keyvalue-store",
+};
+/// `wasi:keyvalue/atomics`.
+pub const ATOMICS: MemberInterface = MemberInterface {
+    path: "wasi:keyvalue/atomics",
+    slug: "keyvalue-atomics",
+};
+/// `wasi:keyvalue/batch`.
+pub const BATCH: MemberInterface = MemberInterface {
+    path: "wasi:keyvalue/batch",
+    slug: "keyvalue-batch",
+};
+/// `amimono:keyvalue/cas`: compare-and-swap.
+pub const CAS: MemberInterface = MemberInterface {
+    path: "amimono:keyvalue/cas",
+    slug: "keyvalue-cas",
+};
+
+/// Key-value stores per component, over one backend per job.
+pub struct KeyValue;
+
+#[async_trait::async_trait]
+impl Capability for KeyValue {
+    fn name(&self) -> &'static str {
+        "key-value"
     }
-    let choice = BackendChoice::for_app(app, data_dir)?;
-    let backend = choice
-        .open(app.name())
-        .await
-        .with_context(|| format!("opening the key-value backend ({choice:?})"))?;
-    tracing::info!(backend = ?choice, "key-value stores open");
-    Ok(Some(backend))
+
+    fn interfaces(&self) -> &'static [MemberInterface] {
+        &[STORE, ATOMICS, BATCH, CAS]
+    }
+
+    fn missing_grant(&self, component: &ComponentSpec, _: MemberInterface) -> Option<String> {
+        component.keyvalue.is_empty().then(|| {
+            format!(
+                "`keyvalue = [\"<store>\"]` in [components.{}]",
+                component.label
+            )
+        })
+    }
+
+    /// Opens the backend if any member is granted a store (`data_dir` holds
+    /// the SQLite file by default).
+    async fn open(&self, job: &JobSetup<'_>) -> Result<Arc<dyn JobCapability>> {
+        let stores = by_member(job, |spec| Ok(spec.keyvalue.iter().cloned().collect()))?;
+        if stores
+            .values()
+            .all(|s: &Arc<BTreeSet<String>>| s.is_empty())
+        {
+            return Ok(Arc::new(NothingToLink));
+        }
+        let app = job.app;
+        let choice = BackendChoice::for_app(app, job.data_dir)?;
+        let backend = choice
+            .open(app.name())
+            .await
+            .with_context(|| format!("opening the key-value backend ({choice:?})"))?;
+        tracing::info!(backend = ?choice, "key-value stores open");
+        Ok(Arc::new(OpenKeyValue { backend, stores }))
+    }
+}
+
+struct OpenKeyValue {
+    backend: Arc<dyn Backend>,
+    stores: BTreeMap<String, Arc<BTreeSet<String>>>,
+}
+
+impl JobCapability for OpenKeyValue {
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<HostState>,
+        interface: MemberInterface,
+        import_name: &str,
+        label: &str,
+    ) -> Result<()> {
+        let backend = self.backend.clone();
+        match interface {
+            STORE => {
+                let stores = self.stores.get(label).cloned().unwrap_or_default();
+                add_store(linker, import_name, label, stores, backend)
+            }
+            ATOMICS => add_atomics(linker, import_name, backend),
+            BATCH => add_batch(linker, import_name, backend),
+            _ => add_cas(linker, import_name, backend),
+        }
+    }
 }
 
 /// An open bucket: the store it names.
@@ -140,7 +208,7 @@ fn store_of(state: &mut HostState, bucket: &Resource<Bucket>) -> wasmtime::Resul
 }
 
 /// Defines `wasi:keyvalue/store` for one member: it may open `stores`.
-pub fn add_store(
+fn add_store(
     linker: &mut Linker<HostState>,
     import_name: &str,
     label: &str,
@@ -232,7 +300,7 @@ pub fn add_store(
 }
 
 /// Defines `wasi:keyvalue/atomics` for one member.
-pub fn add_atomics(
+fn add_atomics(
     linker: &mut Linker<HostState>,
     import_name: &str,
     backend: Arc<dyn Backend>,
@@ -253,7 +321,7 @@ pub fn add_atomics(
 }
 
 /// Defines `wasi:keyvalue/batch` for one member.
-pub fn add_batch(
+fn add_batch(
     linker: &mut Linker<HostState>,
     import_name: &str,
     backend: Arc<dyn Backend>,
@@ -292,7 +360,7 @@ pub fn add_batch(
 }
 
 /// Defines `amimono:keyvalue/cas` for one member.
-pub fn add_cas(
+fn add_cas(
     linker: &mut Linker<HostState>,
     import_name: &str,
     backend: Arc<dyn Backend>,
