@@ -12,7 +12,7 @@
 
 use crate::app::App;
 use crate::manifest::{BindingType, Diagnostic, ReadTextError};
-use crate::placement::{LOCAL_JOB, Placement};
+use crate::placement::Placement;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -220,9 +220,8 @@ impl Bindings {
     pub fn check_addresses(&self, app: &App, placement: &Placement) -> Result<(), BindingsError> {
         let binding_of = |label: &str| app.component(label).map(|c| c.spec.binding);
         // The listeners `amimono run` opens, in its order: one per HTTP
-        // component, then one per distinct rpc address (rpc components are
-        // served under `_local` only when calls are forced over HTTP).
-        let serves_rpc = placement.job != LOCAL_JOB || placement.force_remote;
+        // component, then one per distinct rpc address of the rpc components
+        // the router says other processes call.
         let mut listeners: Vec<(SocketAddr, Vec<&str>)> = Vec::new();
         for label in &placement.members {
             if binding_of(label.as_str()) == Some(BindingType::Http)
@@ -232,15 +231,12 @@ impl Bindings {
             }
         }
         let mut rpc: BTreeMap<SocketAddr, Vec<&str>> = BTreeMap::new();
-        if serves_rpc {
-            for label in &placement.members {
-                if binding_of(label.as_str()) == Some(BindingType::Rpc)
-                    && let Some(address) = self.components.get(label)
-                {
-                    rpc.entry(address.internal)
-                        .or_default()
-                        .push(label.as_str());
-                }
+        let rpc_members = crate::link::router::rpc_members_called_from_outside(app, placement);
+        for label in &rpc_members {
+            if let Some(address) = self.components.get(label) {
+                rpc.entry(address.internal)
+                    .or_default()
+                    .push(label.as_str());
             }
         }
         listeners.extend(rpc);

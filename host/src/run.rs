@@ -9,7 +9,8 @@ use crate::application::Application;
 use crate::bindings_file::Bindings;
 use crate::job::{Job, Listeners, Stopped};
 use crate::manifest::BindingType;
-use crate::placement::{LOCAL_JOB, Placement};
+use crate::link::router;
+use crate::placement::Placement;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -44,29 +45,25 @@ pub async fn run(
     let signals = Signals::new();
     let since_start = || crate::uptime::since_start().as_secs_f64() * 1e3;
     tracing::debug!(ms = since_start(), "app loaded");
-    let members_with = |binding: BindingType| placement.members_with(app, binding);
 
     // Listen first, so the runtime interface can report real URLs.
     let mut served = BTreeMap::new();
     let mut listeners = Listeners::new();
-    for label in members_with(BindingType::Http) {
+    for label in placement.members_with(app, BindingType::Http) {
         let (address, external) = address_of(app, bindings.as_ref(), &label)?;
         let listener = listen(address, &label).await?;
         served.insert(label.clone(), external.unwrap_or(local_url(&listener)?));
         listeners = listeners.http(&label, listener);
     }
-    // Other jobs reach this job's rpc components; components sharing an
-    // address share a listener. Under `_local` nothing calls them remotely
-    // unless calls are forced over HTTP.
+    // Other processes reach this job's rpc components (the router says
+    // which); components sharing an address share a listener.
     let mut rpc_groups: BTreeMap<SocketAddr, Vec<(String, Option<String>)>> = BTreeMap::new();
-    if placement.job != LOCAL_JOB || placement.force_remote {
-        for label in members_with(BindingType::Rpc) {
-            let (address, external) = address_of(app, bindings.as_ref(), &label)?;
-            rpc_groups
-                .entry(address)
-                .or_default()
-                .push((label, external));
-        }
+    for label in router::rpc_members_called_from_outside(app, &placement) {
+        let (address, external) = address_of(app, bindings.as_ref(), &label)?;
+        rpc_groups
+            .entry(address)
+            .or_default()
+            .push((label, external));
     }
     for (address, members) in rpc_groups {
         let labels: Vec<String> = members.iter().map(|(label, _)| label.clone()).collect();

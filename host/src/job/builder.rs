@@ -12,7 +12,7 @@ use crate::capabilities::config::SecretSource;
 use crate::capabilities::runtime::{BindingFact, RuntimeFacts};
 use crate::capabilities::{JobCapabilities, JobSetup};
 use crate::engine::{EngineUse, new_engine};
-use crate::link::Route;
+use crate::link::{Route, router};
 use crate::placement::{LOCAL_JOB, Placement};
 use crate::remote::auth::{Authentication, ClusterKey, KeyError};
 use crate::remote::client::{RemoteClient, RemoteTarget};
@@ -141,21 +141,13 @@ impl JobBuilder {
         }
         let budget = memory_budget(&app, &placement)?;
         let composed = compose_job(&app, &placement, self.precompiled.as_deref())?;
-        let serves_rpc = placement.job != LOCAL_JOB || placement.force_remote;
-        let served_rpc = if serves_rpc {
-            crate::link::router::served_to_other_jobs(&app, &placement)
-        } else {
-            BTreeMap::new()
-        };
-        let has_rpc_members = placement.members.iter().any(|label| {
-            app.component(label)
-                .is_some_and(|c| c.spec.binding == crate::manifest::BindingType::Rpc)
-        });
+        let served_rpc = router::served_to_other_jobs(&app, &placement);
         let authentication = match self.authentication {
             Some(authentication) => authentication,
             None => authentication(
                 &placement,
-                (serves_rpc && has_rpc_members) || calls_remote(&composed),
+                !router::rpc_members_called_from_outside(&app, &placement).is_empty()
+                    || calls_remote(&composed),
             )?,
         };
         let facts = Arc::new(runtime_facts(

@@ -7,7 +7,7 @@
 use super::LinkError;
 use crate::app::{App, InterfaceName};
 use crate::capabilities::MemberInterface;
-use crate::placement::Placement;
+use crate::placement::{LOCAL_JOB, Placement};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// WASI packages the host implements, with wasmtime-wasi and wasmtime-wasi-http.
@@ -139,6 +139,22 @@ pub fn route(
     }
 }
 
+/// Whether calls reach `placement`'s components from outside the process:
+/// always, except under `_local` (which runs every job) unless calls are
+/// forced over HTTP, where the process calls itself.
+pub fn called_from_outside(placement: &Placement) -> bool {
+    placement.job != LOCAL_JOB || placement.force_remote
+}
+
+/// The rpc components of `placement` that other processes call
+/// ([`called_from_outside`]): those that need an rpc listener.
+pub fn rpc_members_called_from_outside(app: &App, placement: &Placement) -> Vec<String> {
+    if !called_from_outside(placement) {
+        return Vec::new();
+    }
+    placement.members_with(app, crate::manifest::BindingType::Rpc)
+}
+
 /// The exports of `placement`'s components that components placed in other
 /// jobs call (every export when calls are forced over HTTP), by exporter:
 /// what this process's rpc listener may serve. Anything else, even an
@@ -148,6 +164,9 @@ pub fn served_to_other_jobs(
     placement: &Placement,
 ) -> BTreeMap<String, BTreeSet<String>> {
     let mut served: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    if !called_from_outside(placement) {
+        return served;
+    }
     for (importer, component) in &app.components {
         let importer_placement = if placement.runs(importer) {
             placement.clone()
