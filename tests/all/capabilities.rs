@@ -293,6 +293,31 @@ fn files_are_visible_only_as_granted_and_read_only_unless_rw() {
 }
 
 #[test]
+fn a_granted_directory_that_does_not_exist_stops_the_start_naming_the_component() {
+    let scratch = tempfile::tempdir().unwrap();
+    let missing = scratch.path().join("not-there");
+    let app = app(&format!(
+        "config = {{ x = \"1\" }}\nfiles = [{{ host = \"{}\", guest = \"/data\" }}]",
+        missing.display()
+    ));
+    let out = run_amimono(
+        &["run", app.path().to_str().unwrap()],
+        &[("AMIMONO_JOB", "one")],
+    );
+    let (_, err) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "component `caps` is granted the directory `{}` (`files`, guest path `/data`), which cannot be opened",
+            missing.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("[components.caps]"), "{err}");
+    assert!(!missing.exists());
+}
+
+#[test]
 fn sockets_reach_only_granted_addresses() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let allowed = listener.local_addr().unwrap();
