@@ -16,16 +16,22 @@ pub struct InterfaceName {
 impl InterfaceName {
     /// Parses `name`.
     pub fn parse(name: &str) -> InterfaceName {
-        match name.split_once('@') {
-            Some((path, version)) => InterfaceName {
-                path: path.to_string(),
-                version: semver::Version::parse(version).ok(),
-            },
-            None => InterfaceName {
-                path: name.to_string(),
-                version: None,
-            },
+        let (path, version) = split(name);
+        InterfaceName {
+            path: path.to_string(),
+            version: version.and_then(|v| semver::Version::parse(v).ok()),
         }
+    }
+
+    /// `name` without its `@version`: the path, read without allocating.
+    pub fn unversioned(name: &str) -> &str {
+        split(name).0
+    }
+
+    /// Whether `reference` (as written in a manifest or on a command line)
+    /// names the export `export`: in full, or without its version.
+    pub fn names(export: &str, reference: &str) -> bool {
+        reference == export || reference == InterfaceName::unversioned(export)
     }
 
     /// The `namespace:package` part, if this is an interface name.
@@ -59,6 +65,14 @@ impl InterfaceName {
             }
             _ => true,
         }
+    }
+}
+
+/// `name` split at its `@`: the one place the version is cut off.
+fn split(name: &str) -> (&str, Option<&str>) {
+    match name.split_once('@') {
+        Some((path, version)) => (path, Some(version)),
+        None => (name, None),
     }
 }
 
@@ -97,5 +111,28 @@ mod tests {
         assert_eq!(name.package(), Some("hello:app"));
         assert_eq!(name.interface(), "greeter");
         assert_eq!(name.to_string(), "hello:app/greeter@0.1.0");
+        let plain = InterfaceName::parse("greet");
+        assert_eq!((plain.package(), plain.interface()), (None, "greet"));
+        assert_eq!(plain.version, None);
+    }
+
+    #[test]
+    fn unversioned_cuts_at_the_version() {
+        assert_eq!(InterfaceName::unversioned("a:b/c@0.1.0"), "a:b/c");
+        assert_eq!(InterfaceName::unversioned("a:b/c"), "a:b/c");
+        assert_eq!(InterfaceName::unversioned("greet"), "greet");
+        assert_eq!(InterfaceName::unversioned("a:b/c@not-semver"), "a:b/c");
+        assert_eq!(InterfaceName::unversioned(""), "");
+    }
+
+    #[test]
+    fn a_reference_names_an_export_in_full_or_without_version() {
+        assert!(InterfaceName::names("a:b/c@0.1.0", "a:b/c@0.1.0"));
+        assert!(InterfaceName::names("a:b/c@0.1.0", "a:b/c"));
+        assert!(InterfaceName::names("a:b/c", "a:b/c"));
+        assert!(!InterfaceName::names("a:b/c@0.1.0", "a:b/c@0.2.0"));
+        assert!(!InterfaceName::names("a:b/c@0.1.0", "c"));
+        assert!(!InterfaceName::names("a:b/c", "a:b/c@0.1.0"));
+        assert!(!InterfaceName::names("a:b/cd", "a:b/c"));
     }
 }

@@ -3,10 +3,12 @@
 //! This is the "resolved" stage of the lifecycle: everything after it works on
 //! an [`App`], never on files.
 
+mod function_ref;
 mod interface_name;
 mod revision;
 mod world;
 
+pub use function_ref::FunctionRef;
 pub use interface_name::InterfaceName;
 pub use world::{ItemShape, WorldShape};
 
@@ -264,14 +266,13 @@ fn check_idempotent(
     spec: &ComponentSpec,
     world: &WorldShape,
 ) -> Result<(), AppError> {
-    let exported = |entry: &str| match entry.rsplit_once('#') {
-        Some((interface, function)) => world.exports.iter().any(|e| {
-            (e.name == interface || e.name.split('@').next() == Some(interface))
-                && e.functions.iter().any(|f| f == function)
-        }),
-        None => world.exports.iter().any(|e| {
-            e.functions.iter().any(|f| f == entry) || (!e.is_interface && e.name == entry)
-        }),
+    let exported = |entry: &str| {
+        world.exports.iter().any(|e| {
+            e.functions
+                .iter()
+                .any(|f| FunctionRef::refers_to(entry, &e.name, f))
+                || (!e.is_interface && e.name == entry)
+        })
     };
     let Some(unknown) = spec.idempotent.iter().find(|entry| !exported(entry)) else {
         return Ok(());
@@ -281,7 +282,7 @@ fn check_idempotent(
         .iter()
         .filter(|e| e.is_interface)
         .flat_map(|e| {
-            let interface = e.name.split('@').next().unwrap_or(&e.name).to_string();
+            let interface = InterfaceName::unversioned(&e.name);
             e.functions.iter().map(move |f| format!("{interface}#{f}"))
         })
         .collect();

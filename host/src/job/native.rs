@@ -16,6 +16,10 @@ use std::time::Duration;
 use wasmtime::Store;
 use wasmtime::component::{ComponentExportIndex, ComponentNamedList, Func, Lift, Lower, Type, Val};
 
+/// Parsed where every `interface#function` is read, in `app/`; named here too
+/// because native calls hand it out.
+pub use crate::app::FunctionRef;
+
 /// Why a call from native code could not be made or failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -114,35 +118,6 @@ pub enum CallError {
         /// The limit.
         ms: u64,
     },
-}
-
-/// A resolved function: the interface export holding it (or `None` for a
-/// function exported at the top level) and the function's name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FunctionRef {
-    /// The exported interface.
-    pub interface: Option<String>,
-    /// The function name.
-    pub function: String,
-}
-
-impl FunctionRef {
-    /// Parses `interface#function` (or a bare `function`): the one place
-    /// this syntax is read.
-    pub fn parse(spec: &str) -> (Option<&str>, &str) {
-        match spec.rsplit_once('#') {
-            Some((interface, function)) => (Some(interface), function),
-            None => (None, spec),
-        }
-    }
-
-    /// `interface#function`, or `function`.
-    pub fn qualified(&self) -> String {
-        match &self.interface {
-            Some(interface) => format!("{interface}#{}", self.function),
-            None => self.function.clone(),
-        }
-    }
 }
 
 /// Finds the exported function `spec` of `component`: `name`, or

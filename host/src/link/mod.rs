@@ -55,7 +55,7 @@ pub enum LinkError {
     #[error(
         "component `{component}` imports `{import}`, which several components export: {}; choose one in the manifest with `[components.{component}.links]` `\"{}\" = \"{}\"`",
         exporters.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", "),
-        import.split('@').next().unwrap_or(import),
+        crate::app::InterfaceName::unversioned(import),
         exporters.first().map(String::as_str).unwrap_or_default()
     )]
     Ambiguous {

@@ -754,7 +754,7 @@ impl Checker<'_> {
 
 /// `ns:pkg/iface` with an optional `@version`.
 fn looks_like_interface(name: &str) -> bool {
-    let unversioned = name.split('@').next().unwrap_or_default();
+    let unversioned = crate::app::InterfaceName::unversioned(name);
     match unversioned.split_once(':') {
         Some((ns, rest)) => match rest.split_once('/') {
             Some((pkg, iface)) => !ns.is_empty() && !pkg.is_empty() && !iface.is_empty(),

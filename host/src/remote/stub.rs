@@ -3,6 +3,7 @@
 //! host function that forwards the call through [`RemoteClient`].
 
 use super::client::{RemoteClient, RemoteFunction, RemoteTarget};
+use crate::app::FunctionRef;
 use crate::host_state::HostState;
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result, bail};
@@ -42,16 +43,13 @@ pub fn define(
             remote.import
         );
     };
-    let unversioned = remote.export.split('@').next().unwrap_or(remote.export);
     let mut functions = Vec::new();
     for (name, item) in instance.exports(engine) {
         if let ComponentItem::ComponentFunc(ty) = item.ty {
-            let idempotent = remote.idempotent.iter().any(|f| {
-                f == name
-                    || f.rsplit_once('#').is_some_and(|(iface, func)| {
-                        func == name && (iface == remote.export || iface == unversioned)
-                    })
-            });
+            let idempotent = remote
+                .idempotent
+                .iter()
+                .any(|f| FunctionRef::refers_to(f, remote.export, name));
             functions.push(RemoteFunction {
                 qualified: format!("{}#{name}", remote.export),
                 name: name.to_string(),
