@@ -17,7 +17,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// One epoch tick of the host (`amimono::engine::EPOCH_TICK`), in ms.
+/// One epoch tick of the host (`amimono::internals::EPOCH_TICK`), in ms.
 const TICK_MS: f64 = 10.0;
 
 /// The figures.

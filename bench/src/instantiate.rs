@@ -9,8 +9,8 @@
 //! goal ≤ 20. The full boutique graph is reported beside it.
 
 use crate::stats::median;
-use amimono::engine::{EngineUse, new_engine};
-use amimono::wasmtime_error::IntoAnyhow;
+use amimono::internals::IntoAnyhow;
+use amimono::internals::{EngineUse, new_engine};
 use amimono::{Application, Job};
 use anyhow::Result;
 use std::path::Path;

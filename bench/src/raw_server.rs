@@ -16,14 +16,14 @@
 //! names `echo`, else `add(0, 0)`, typed: no value encoding) and dropping the
 //! store, all before answering. The answer is still the echoed body.
 
-use amimono::app::App;
-use amimono::capabilities::JobCapabilities;
-use amimono::engine::{EngineUse, new_engine};
-use amimono::host_state::{HostState, new_store};
-use amimono::job::{LinkContext, compose_graph, prepare_graph};
-use amimono::placement::Placement;
-use amimono::remote::protocol::{CONTENT_TYPE, HEADER_FUNCTION, HEADER_REVISION};
-use amimono::wasmtime_error::IntoAnyhow;
+use amimono::internals::App;
+use amimono::internals::IntoAnyhow;
+use amimono::internals::JobCapabilities;
+use amimono::internals::Placement;
+use amimono::internals::protocol::{CONTENT_TYPE, HEADER_FUNCTION, HEADER_REVISION};
+use amimono::internals::{EngineUse, new_engine};
+use amimono::internals::{HostState, new_store};
+use amimono::internals::{LinkContext, compose_graph, prepare_graph};
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -107,7 +107,7 @@ impl Callee {
     async fn call(&self, echo: bool) -> Result<()> {
         let mut store = new_store(
             self.pre.engine(),
-            &amimono::host_state::StoreSettings::default(),
+            &amimono::internals::StoreSettings::default(),
         );
         let instance = self.pre.instantiate_async(&mut store).await.anyhow()?;
         if echo {

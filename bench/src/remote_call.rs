@@ -32,20 +32,20 @@ use crate::child::ChildGuard;
 use crate::colocated::typed;
 use crate::host_process::{HostProcess, free_port};
 use crate::stats::{median, percentile};
-use amimono::app::App;
-use amimono::capabilities::JobCapabilities;
-use amimono::capabilities::runtime::RuntimeFacts;
-use amimono::engine::{EngineUse, new_engine};
-use amimono::host_state::{HostState, new_store};
-use amimono::job::{LinkContext, compose_graph, prepare_graph};
-use amimono::placement::Placement;
-use amimono::remote::auth::{self, Authentication, CallFields, ClusterKey};
-use amimono::remote::client::{RemoteClient, RemoteFunction, RemoteTarget};
-use amimono::remote::codec;
-use amimono::remote::protocol::{
+use amimono::internals::App;
+use amimono::internals::IntoAnyhow;
+use amimono::internals::JobCapabilities;
+use amimono::internals::Placement;
+use amimono::internals::RuntimeFacts;
+use amimono::internals::auth::{self, Authentication, CallFields, ClusterKey};
+use amimono::internals::client::{RemoteClient, RemoteFunction, RemoteTarget};
+use amimono::internals::codec;
+use amimono::internals::protocol::{
     CALL_PATH, CONTENT_TYPE, HEADER_CALLER, HEADER_DEADLINE_MS, HEADER_FUNCTION, HEADER_REVISION,
 };
-use amimono::wasmtime_error::IntoAnyhow;
+use amimono::internals::{EngineUse, new_engine};
+use amimono::internals::{HostState, new_store};
+use amimono::internals::{LinkContext, compose_graph, prepare_graph};
 use anyhow::{Context, Result, bail, ensure};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -635,7 +635,7 @@ impl Callers {
             targets: BTreeMap::from([("callee".to_string(), callee.clone())]),
         };
         let caller = prepare_graph(&engine, app, &context, &composed)?;
-        let mut store = new_store(&engine, &amimono::host_state::StoreSettings::default());
+        let mut store = new_store(&engine, &amimono::internals::StoreSettings::default());
         let instance = caller.pre.instantiate_async(&mut store).await.anyhow()?;
         let run_add = typed(&instance, &mut store, DRIVER, "run-add")?;
         let run_echo = typed(&instance, &mut store, DRIVER, "run-echo")?;
@@ -762,7 +762,7 @@ impl Callers {
             Way::CalleeInProcess => {
                 let mut store = new_store(
                     self.callee_pre.engine(),
-                    &amimono::host_state::StoreSettings::default(),
+                    &amimono::internals::StoreSettings::default(),
                 );
                 let instance = self
                     .callee_pre
@@ -814,7 +814,7 @@ impl Callers {
             let t0 = Instant::now();
             let mut store = new_store(
                 self.callee_pre.engine(),
-                &amimono::host_state::StoreSettings::default(),
+                &amimono::internals::StoreSettings::default(),
             );
             let t1 = Instant::now();
             let instance = self

@@ -9,7 +9,7 @@
 
 use std::sync::OnceLock;
 
-use amimono::remote::auth::{
+use amimono::internals::auth::{
     AuthError, CallFields, ClusterKey, REPLAY_WINDOW, ReplayGuard, sign, verify_at,
 };
 use amimono_fuzz::{debug, fuzz_target};

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use amimono::bindings_file::Bindings;
+use amimono::Bindings;
 use amimono_fuzz::fuzz_target;
 use amimono_fuzz::{bindings_app, debug};
 

@@ -7,7 +7,7 @@
 
 #![no_main]
 
-use amimono::remote::codec::{decode_values, encode_values};
+use amimono::internals::codec::{decode_values, encode_values};
 use amimono_fuzz::fuzz_target;
 use amimono_fuzz::{debug, same, signatures};
 

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use amimono::manifest::Manifest;
+use amimono::internals::Manifest;
 use amimono_fuzz::debug;
 use amimono_fuzz::fuzz_target;
 

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use amimono::app::App;
-use amimono::app::{ItemShape, WorldShape};
-use amimono::manifest::Manifest;
+use amimono::internals::App;
+use amimono::internals::{ItemShape, WorldShape};
+use amimono::internals::Manifest;
 use wasm_encoder::{
     ComponentDefinedTypeEncoder, ComponentImportSection, ComponentTypeRef, ComponentTypeSection,
     ComponentValType as ValType, InstanceType, PrimitiveValType as Prim, TypeBounds,

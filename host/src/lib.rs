@@ -45,51 +45,84 @@
 //! `docs/embedding.md` walks through axum and plain hyper and says which
 //! guarantees hold when embedded.
 //!
+//! # Errors callers match on
+//!
+//! Errors are `anyhow::Error`s with context; the causes worth matching on
+//! are typed (downcast with `anyhow::Error::downcast_ref`): [`ManifestError`]
+//! and [`UnknownLayout`] (the manifest), [`AppLoadErrors`] (components that
+//! do not load), [`UnknownJob`], [`BindingsError`] (the bindings file, a
+//! revision pin that does not match), [`LinkErrors`] (every link problem of
+//! a job, each a [`LinkError`], a split that cannot be made a
+//! [`SplitRefusal`]), [`CapabilityError`] (a missing secret, a granted
+//! directory that cannot be opened), [`KeyError`] (the cluster key),
+//! [`RemoteCallError`] (a call to another job) and [`CallError`] (a native
+//! call).
+//!
 //! # Inside
 //!
-//! The lifecycle, one module per stage:
-//! 1. [`manifest`]: `amimono.toml` parsed and checked (errors with file:line:column).
-//! 2. [`app`]: components loaded, their worlds read, the revision computed.
-//! 3. [`placement`]: which components this process runs (`AMIMONO_JOB`).
-//! 4. [`link`]: every import routed ([`link::router`], the one local-vs-remote
-//!    decision), each entry component's graph planned and composed (wac-graph).
-//! 5. [`job`]: graphs compiled ([`engine`], [`artifact_cache`]) and pre-instantiated
-//!    with the host's interfaces ([`host_state`], [`capabilities`]); the [`Job`] seam.
-//! 6. [`run`] and [`serve`]: listeners bound ([`bindings_file`]) and requests served
-//!    on one single-threaded runtime per core ([`serve::threads`]);
-//!    [`invoke`] calls one function for `amimono call`; [`config_json`] prints `_config`.
+//! Everything else is private to the crate; `ARCHITECTURE.md` maps the
+//! modules: the manifest is parsed and checked (`manifest`), components
+//! loaded (`app`), placed (`placement`), every import routed and each graph
+//! composed (`link`, with `link::router` the one local-vs-remote decision),
+//! compiled and pre-instantiated with the host's capabilities (`job`,
+//! `engine`, `capabilities`), and served (`serve`, `run`).
 
-pub mod app;
-pub mod application;
-pub mod artifact_cache;
-pub mod bindings_file;
-pub mod bundle;
-pub mod capabilities;
-pub mod cli;
-pub mod config_json;
-pub mod engine;
-pub mod host_state;
-pub mod inspect;
-pub mod invoke;
-pub mod job;
-pub mod launcher;
-pub mod limits;
-pub mod link;
-pub mod manifest;
-pub mod placement;
-pub mod remote;
-pub mod run;
-pub mod serve;
-pub mod uptime;
-pub mod warm;
-pub mod wasmtime_error;
+mod app;
+mod application;
+mod artifact_cache;
+mod bindings_file;
+mod bundle;
+mod capabilities;
+mod cli;
+mod config_json;
+mod engine;
+mod host_state;
+mod inspect;
+mod invoke;
+mod job;
+mod launcher;
+mod limits;
+mod link;
+mod manifest;
+mod placement;
+mod remote;
+mod run;
+mod serve;
+mod uptime;
+mod warm;
+mod wasmtime_error;
 
+pub use app::AppLoadErrors;
 pub use application::Application;
-pub use bindings_file::Bindings;
+pub use bindings_file::{Bindings, BindingsError};
+pub use capabilities::CapabilityError;
 pub use capabilities::config::SecretSource;
 pub use job::{
     CallError, Callee, Job, JobBuilder, LinkErrors, Listeners, Stopped, TypedCall, TypedInstance,
     Workers,
 };
-pub use remote::auth::ClusterKey;
+pub use link::{LinkError, SplitRefusal};
+pub use manifest::{ManifestError, UnknownLayout};
+pub use placement::UnknownJob;
+pub use remote::auth::{ClusterKey, KeyError};
+pub use remote::client::RemoteCallError;
 pub use serve::service::{HttpService, RpcService};
+
+/// Internals for the benchmark suite (`bench/`), the fuzz targets (`fuzz/`)
+/// and the `amimono` binary: not part of the API, no stability promised.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::app::{App, ItemShape, WorldShape};
+    pub use crate::bindings_file::Bindings;
+    pub use crate::capabilities::runtime::RuntimeFacts;
+    pub use crate::capabilities::{JobCapabilities, JobSetup};
+    pub use crate::cli::{Cli, execute};
+    pub use crate::engine::{EPOCH_TICK, EngineUse, new_engine};
+    pub use crate::host_state::{HostState, StoreSettings, new_store};
+    pub use crate::job::{LinkContext, compose_graph, prepare_graph};
+    pub use crate::manifest::Manifest;
+    pub use crate::placement::Placement;
+    pub use crate::remote::{auth, client, codec, protocol};
+    pub use crate::uptime::mark_start;
+    pub use crate::wasmtime_error::IntoAnyhow;
+}

@@ -4,8 +4,8 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    amimono::uptime::mark_start();
-    let cli = amimono::cli::Cli::parse();
+    amimono::internals::mark_start();
+    let cli = amimono::internals::Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(amimono::cli::execute(cli)) {
+    match runtime.block_on(amimono::internals::execute(cli)) {
         Ok(code) => {
             // Exit now: tearing down the engine's instance pool (terabytes of
             // reserved address space) and the runtimes takes ~0.1 s and

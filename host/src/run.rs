@@ -8,8 +8,8 @@
 use crate::application::Application;
 use crate::bindings_file::Bindings;
 use crate::job::{Job, Listeners, Stopped};
-use crate::manifest::BindingType;
 use crate::link::router;
+use crate::manifest::BindingType;
 use crate::placement::Placement;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;

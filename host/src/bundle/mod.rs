@@ -21,8 +21,8 @@
 mod read;
 mod write;
 
-pub use read::{Bundle, GraphArtifact, is_bundle};
-pub use write::{BuildOutcome, build_components, write_bundle};
+pub use read::{Bundle, is_bundle};
+pub use write::{build_components, write_bundle};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

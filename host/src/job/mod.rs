@@ -20,11 +20,8 @@ pub mod serving;
 
 pub use crate::link::LinkErrors;
 pub use builder::JobBuilder;
-pub use graphs::{
-    ComposedGraph, GraphLookup, PrecompiledGraph, PreparedGraph, compose_graph, compose_job,
-    plan_or_compose, prepare_graph,
-};
+pub use graphs::{GraphLookup, PrecompiledGraph, compose_graph, compose_job, prepare_graph};
 pub use linker::LinkContext;
-pub use native::{CallError, Callee, FunctionRef, TypedCall, TypedInstance, resolve_function};
+pub use native::{CallError, Callee, FunctionRef, TypedCall, TypedInstance};
 pub use prepared::Job;
 pub use serving::{Listeners, Stopped, Workers};

@@ -9,8 +9,8 @@ pub mod router;
 pub mod rules;
 
 pub use compose::compose;
-pub use plan::{GraphPlan, Wire, plan_graph};
-pub use router::{HostInterface, Route, route};
+pub use plan::{GraphPlan, plan_graph};
+pub use router::{HostInterface, Route};
 
 use std::fmt;
 

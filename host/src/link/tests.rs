@@ -2,6 +2,7 @@
 //! wasm), for the cases the example components cannot produce: suggestions
 //! of close names, cycles, semver matching.
 
+use super::router::route;
 use super::*;
 use crate::app::{App, ItemShape, LoadedComponent, WorldShape};
 use crate::manifest::Manifest;

@@ -546,35 +546,25 @@ impl Checker<'_> {
                     );
                 }
             }
+            // Each capability's entries are checked by its own parser.
+            use crate::capabilities::{files, outbound, sockets};
             for grant in &component.files {
                 if let Some(mode) = &grant.get_ref().mode
-                    && mode.get_ref() != "ro"
-                    && mode.get_ref() != "rw"
+                    && let Err(message) = files::check_mode(mode.get_ref())
                 {
-                    self.problem(
-                        mode.span(),
-                        format!("`mode` is `ro` or `rw`, not `{}`", mode.get_ref()),
-                    );
+                    self.problem(mode.span(), message);
                 }
-                if !grant.get_ref().guest.starts_with('/') {
-                    self.problem(
-                        grant.span(),
-                        format!(
-                            "`guest` must be an absolute path such as `/data`, not `{}`",
-                            grant.get_ref().guest
-                        ),
-                    );
+                if let Err(message) = files::check_guest(&grant.get_ref().guest) {
+                    self.problem(grant.span(), message);
                 }
             }
             for address in &component.sockets {
-                if address.get_ref().parse::<std::net::SocketAddr>().is_err() {
-                    self.problem(address.span(), format!("`sockets` entries are IP addresses with ports such as `127.0.0.1:6379`, not `{}`", address.get_ref()));
+                if let Err(message) = sockets::parse_address(address.get_ref()) {
+                    self.problem(address.span(), message);
                 }
             }
             for host in &component.allowed_outbound_hosts {
-                if let Err(message) =
-                    crate::capabilities::outbound::AllowedHost::parse(host.get_ref())
-                {
+                if let Err(message) = outbound::AllowedHost::parse(host.get_ref()) {
                     self.problem(
                         host.span(),
                         format!("invalid `allowed_outbound_hosts` entry {message}"),
@@ -669,7 +659,9 @@ impl Checker<'_> {
                     sockets: component
                         .sockets
                         .iter()
-                        .filter_map(|a| a.get_ref().parse().ok())
+                        .filter_map(|a| {
+                            crate::capabilities::sockets::parse_address(a.get_ref()).ok()
+                        })
                         .collect(),
                     label_span: label.span(),
                 },

@@ -58,14 +58,6 @@ pub fn declared_length(headers: &hyper::HeaderMap) -> Option<u64> {
         .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
-/// Refuses a declared length above `limit` before anything is read.
-pub fn check_declared(headers: &hyper::HeaderMap, limit: u64) -> Result<(), BodyError> {
-    match declared_length(headers) {
-        Some(length) if length > limit => Err(BodyError::TooLarge { limit }),
-        _ => Ok(()),
-    }
-}
-
 /// Reads `body` whole: at most `limit` bytes, until `until`, reserved
 /// against `budget`.
 pub async fn read<B>(

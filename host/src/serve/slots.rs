@@ -68,11 +68,6 @@ impl InstanceSlots {
             }),
         }
     }
-
-    /// Slots free now.
-    pub fn available(&self) -> usize {
-        self.permits.available_permits()
-    }
 }
 
 struct LeaveQueue<'a>(&'a AtomicUsize);
