@@ -97,6 +97,7 @@ pub use application::Application;
 pub use bindings_file::{Bindings, BindingsError};
 pub use capabilities::CapabilityError;
 pub use capabilities::config::SecretSource;
+pub use host_state::HostState;
 pub use job::{
     CallError, Callee, Job, JobBuilder, LinkErrors, Listeners, Stopped, TypedCall, TypedInstance,
     Workers,
