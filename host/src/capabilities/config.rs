@@ -6,7 +6,7 @@
 //! bundle, and never logged: their values only exist in memory and
 //! [`ConfigValue`]'s `Debug` hides them.
 
-use super::{Capability, CapabilityError, JobCapability, JobSetup, MemberInterface, by_member};
+use super::{Capability, CapabilityError, JobCapability, JobSetup, MemberInterface, per_member};
 use crate::host_state::HostState;
 use crate::manifest::ComponentSpec;
 use crate::wasmtime_error::IntoAnyhow;
@@ -107,10 +107,7 @@ pub fn secret_env_name(key: &str) -> String {
 }
 
 /// `wasi:config/store`.
-pub const STORE: MemberInterface = MemberInterface {
-    path: "wasi:config/store",
-    slug: "config",
-};
+pub const STORE: MemberInterface = MemberInterface::new("wasi:config/store", "config");
 
 /// Configuration values and secrets per component.
 pub struct Config;
@@ -138,59 +135,55 @@ impl Capability for Config {
     }
 
     async fn open(&self, job: &JobSetup<'_>) -> Result<Arc<dyn JobCapability>> {
-        let values = by_member(job, |spec| {
-            let mut values: Values = spec
-                .config
-                .iter()
-                .map(|(k, v)| (k.clone(), ConfigValue::Plain(v.clone())))
-                .collect();
-            for secret in &spec.secrets {
-                let value =
-                    job.secrets
-                        .get(secret)
-                        .ok_or_else(|| CapabilityError::MissingSecret {
-                            component: spec.label.clone(),
-                            secret: secret.clone(),
-                        })?;
-                values.insert(secret.clone(), ConfigValue::Secret(value));
-            }
-            Ok(values)
-        })?;
-        Ok(Arc::new(OpenConfig(values)))
+        per_member(job, |spec| resolve(spec, job.secrets), add_store)
     }
 }
 
-struct OpenConfig(BTreeMap<String, Arc<Values>>);
-
-impl JobCapability for OpenConfig {
-    fn add_to_linker(
-        &self,
-        linker: &mut Linker<HostState>,
-        _: MemberInterface,
-        import_name: &str,
-        label: &str,
-    ) -> Result<()> {
-        let values = self.0.get(label).cloned().unwrap_or_default();
-        let mut instance = super::member_instance(linker, import_name)?;
-        let v = values.clone();
-        instance
-            .func_wrap("get", move |_, (key,): (String,)| {
-                Ok((Ok::<_, ConfigError>(
-                    v.get(&key).map(|v| v.text().to_string()),
-                ),))
-            })
-            .anyhow()?;
-        instance
-            .func_wrap("get-all", move |_, (): ()| {
-                let all: Vec<(String, String)> = values
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.text().to_string()))
-                    .collect();
-                Ok((Ok::<_, ConfigError>(all),))
-            })
-            .anyhow()?;
-        Ok(())
+/// The configuration of `spec`, its secrets taken from `secrets`.
+fn resolve(spec: &ComponentSpec, secrets: &SecretSource) -> Result<Values> {
+    let mut values: Values = spec
+        .config
+        .iter()
+        .map(|(k, v)| (k.clone(), ConfigValue::Plain(v.clone())))
+        .collect();
+    for secret in &spec.secrets {
+        let value = secrets
+            .get(secret)
+            .ok_or_else(|| CapabilityError::MissingSecret {
+                component: spec.label.clone(),
+                secret: secret.clone(),
+            })?;
+        values.insert(secret.clone(), ConfigValue::Secret(value));
     }
+    Ok(values)
+}
+
+/// Defines `wasi:config/store` for one member, answering `values`.
+fn add_store(
+    linker: &mut Linker<HostState>,
+    import_name: &str,
+    _label: &str,
+    values: Arc<Values>,
+) -> Result<()> {
+    let mut instance = super::member_instance(linker, import_name)?;
+    let v = values.clone();
+    instance
+        .func_wrap("get", move |_, (key,): (String,)| {
+            Ok((Ok::<_, ConfigError>(
+                v.get(&key).map(|v| v.text().to_string()),
+            ),))
+        })
+        .anyhow()?;
+    instance
+        .func_wrap("get-all", move |_, (): ()| {
+            let all: Vec<(String, String)> = values
+                .iter()
+                .map(|(k, v)| (k.clone(), v.text().to_string()))
+                .collect();
+            Ok((Ok::<_, ConfigError>(all),))
+        })
+        .anyhow()?;
+    Ok(())
 }
 
 #[cfg(test)]

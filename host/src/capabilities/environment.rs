@@ -1,19 +1,16 @@
 //! `wasi:cli/environment`, per component: only the variables the manifest
 //! grants it (`env = { NAME = "value" }`), no arguments, `/` as cwd unset.
 
-use super::{Capability, JobCapability, JobSetup, MemberInterface, by_member};
+use super::{Capability, JobCapability, JobSetup, MemberInterface, per_member};
 use crate::host_state::HostState;
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::Result;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasmtime::component::Linker;
 
 /// `wasi:cli/environment`.
-pub const ENVIRONMENT: MemberInterface = MemberInterface {
-    path: "wasi:cli/environment",
-    slug: "cli-environment",
-};
+pub const ENVIRONMENT: MemberInterface =
+    MemberInterface::new("wasi:cli/environment", "cli-environment");
 
 /// Environment variables per component.
 pub struct Environment;
@@ -29,40 +26,35 @@ impl Capability for Environment {
     }
 
     async fn open(&self, job: &JobSetup<'_>) -> Result<Arc<dyn JobCapability>> {
-        let variables = by_member(job, |spec| {
+        let variables = |spec: &crate::manifest::ComponentSpec| {
             Ok(spec
                 .env
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect())
-        })?;
-        Ok(Arc::new(OpenEnvironment(variables)))
+        };
+        per_member(job, variables, add_environment)
     }
 }
 
-struct OpenEnvironment(BTreeMap<String, Arc<Vec<(String, String)>>>);
-
-impl JobCapability for OpenEnvironment {
-    fn add_to_linker(
-        &self,
-        linker: &mut Linker<HostState>,
-        _: MemberInterface,
-        import_name: &str,
-        label: &str,
-    ) -> Result<()> {
-        let variables = self.0.get(label).cloned().unwrap_or_default();
-        let mut instance = super::member_instance(linker, import_name)?;
-        instance
-            .func_wrap("get-environment", move |_, (): ()| {
-                Ok((variables.as_ref().clone(),))
-            })
-            .anyhow()?;
-        instance
-            .func_wrap("get-arguments", |_, (): ()| Ok((Vec::<String>::new(),)))
-            .anyhow()?;
-        instance
-            .func_wrap("initial-cwd", |_, (): ()| Ok((None::<String>,)))
-            .anyhow()?;
-        Ok(())
-    }
+/// Defines `wasi:cli/environment` for one member: `variables` only.
+fn add_environment(
+    linker: &mut Linker<HostState>,
+    import_name: &str,
+    _label: &str,
+    variables: Arc<Vec<(String, String)>>,
+) -> Result<()> {
+    let mut instance = super::member_instance(linker, import_name)?;
+    instance
+        .func_wrap("get-environment", move |_, (): ()| {
+            Ok((variables.as_ref().clone(),))
+        })
+        .anyhow()?;
+    instance
+        .func_wrap("get-arguments", |_, (): ()| Ok((Vec::<String>::new(),)))
+        .anyhow()?;
+    instance
+        .func_wrap("initial-cwd", |_, (): ()| Ok((None::<String>,)))
+        .anyhow()?;
+    Ok(())
 }

@@ -51,20 +51,11 @@ fn log(level: Level, label: &str, job: &str, context: &str, message: &str) {
 }
 
 /// `wasi:logging/logging`.
-pub const LOGGING: MemberInterface = MemberInterface {
-    path: "wasi:logging/logging",
-    slug: "logging",
-};
+pub const LOGGING: MemberInterface = MemberInterface::new("wasi:logging/logging", "logging");
 /// `wasi:cli/stdout`: lines logged at info.
-pub const STDOUT: MemberInterface = MemberInterface {
-    path: "wasi:cli/stdout",
-    slug: "cli-stdout",
-};
+pub const STDOUT: MemberInterface = MemberInterface::new("wasi:cli/stdout", "cli-stdout");
 /// `wasi:cli/stderr`: lines logged at warn.
-pub const STDERR: MemberInterface = MemberInterface {
-    path: "wasi:cli/stderr",
-    slug: "cli-stderr",
-};
+pub const STDERR: MemberInterface = MemberInterface::new("wasi:cli/stderr", "cli-stderr");
 
 /// Log lines and standard streams, per component. Granted to every component.
 pub struct Logging;

@@ -51,7 +51,7 @@ use crate::host_state::HostState;
 use crate::manifest::ComponentSpec;
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use wasmtime::component::{Linker, LinkerInstance};
@@ -68,6 +68,11 @@ pub struct MemberInterface {
 }
 
 impl MemberInterface {
+    /// The interface `path` (no version), imported by members as `…/slug`.
+    pub const fn new(path: &'static str, slug: &'static str) -> MemberInterface {
+        MemberInterface { path, slug }
+    }
+
     /// The per-component interface an import of `name` asks for, if any.
     pub fn of(name: &InterfaceName) -> Option<MemberInterface> {
         CAPABILITIES
@@ -320,13 +325,40 @@ pub fn member_instance<'a>(
         .with_context(|| format!("defining `{import_name}`"))
 }
 
-/// Per-member values of one capability, by label (members without an entry
-/// get the default).
-pub(crate) fn by_member<T>(
+/// Defines one member's import under `import_name`, for member `label`
+/// granted `value`.
+pub(crate) type LinkMember<T> = fn(&mut Linker<HostState>, &str, &str, Arc<T>) -> Result<()>;
+
+/// A [`JobCapability`] that links each member with a value of its own
+/// (its grants), resolved once per job.
+struct PerMember<T> {
+    values: BTreeMap<String, Arc<T>>,
+    link: LinkMember<T>,
+}
+
+impl<T: Default + Send + Sync + 'static> JobCapability for PerMember<T> {
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<HostState>,
+        _: MemberInterface,
+        import_name: &str,
+        label: &str,
+    ) -> Result<()> {
+        let value = self.values.get(label).cloned().unwrap_or_default();
+        (self.link)(linker, import_name, label, value)
+    }
+}
+
+/// Opens a capability whose members each get `value(their spec)`, linked by
+/// `link`.
+pub(crate) fn per_member<T: Default + Send + Sync + 'static>(
     job: &JobSetup<'_>,
     mut value: impl FnMut(&ComponentSpec) -> Result<T>,
-) -> Result<std::collections::BTreeMap<String, Arc<T>>> {
-    job.member_specs()
+    link: LinkMember<T>,
+) -> Result<Arc<dyn JobCapability>> {
+    let values = job
+        .member_specs()
         .map(|spec| Ok((spec.label.clone(), Arc::new(value(spec)?))))
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok(Arc::new(PerMember { values, link }))
 }

@@ -10,11 +10,10 @@
 //! `Host` header cannot redirect a call (the class of bug of Spin's
 //! CVE-2024-32980), and a request without an authority is denied.
 
-use super::{Capability, JobCapability, JobSetup, MemberInterface, by_member};
+use super::{Capability, JobCapability, JobSetup, MemberInterface, per_member};
 use crate::host_state::HostState;
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::Result;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi_http::p2::bindings::http::outgoing_handler::Host as OutgoingHandler;
@@ -93,10 +92,8 @@ pub fn permitted(allowed: &[AllowedHost], scheme: &str, authority: &str) -> bool
 }
 
 /// `wasi:http/outgoing-handler`.
-pub const OUTGOING_HANDLER: MemberInterface = MemberInterface {
-    path: "wasi:http/outgoing-handler",
-    slug: "http-outgoing-handler",
-};
+pub const OUTGOING_HANDLER: MemberInterface =
+    MemberInterface::new("wasi:http/outgoing-handler", "http-outgoing-handler");
 
 /// Outbound HTTP, per component. Never refused when linking: every
 /// componentize-py and componentize-js HTTP component (and many Spin
@@ -117,29 +114,14 @@ impl Capability for Outbound {
 
     async fn open(&self, job: &JobSetup<'_>) -> Result<Arc<dyn JobCapability>> {
         // Entries were checked when the manifest was read.
-        let allowed = by_member(job, |spec| {
+        let allowed = |spec: &crate::manifest::ComponentSpec| {
             Ok(spec
                 .allowed_outbound_hosts
                 .iter()
                 .filter_map(|h| AllowedHost::parse(h).ok())
                 .collect())
-        })?;
-        Ok(Arc::new(OpenOutbound(allowed)))
-    }
-}
-
-struct OpenOutbound(BTreeMap<String, Arc<Vec<AllowedHost>>>);
-
-impl JobCapability for OpenOutbound {
-    fn add_to_linker(
-        &self,
-        linker: &mut Linker<HostState>,
-        _: MemberInterface,
-        import_name: &str,
-        label: &str,
-    ) -> Result<()> {
-        let allowed = self.0.get(label).cloned().unwrap_or_default();
-        add_handler(linker, import_name, label, allowed)
+        };
+        per_member(job, allowed, add_handler)
     }
 }
 

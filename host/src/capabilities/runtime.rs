@@ -64,10 +64,7 @@ pub struct RuntimeFacts {
 }
 
 /// `amimono:runtime/context`.
-pub const CONTEXT: MemberInterface = MemberInterface {
-    path: "amimono:runtime/context",
-    slug: "runtime",
-};
+pub const CONTEXT: MemberInterface = MemberInterface::new("amimono:runtime/context", "runtime");
 
 /// The runtime interface: the caller's label, its app, job and revision,
 /// and where every component runs. Granted to every component.

@@ -12,7 +12,7 @@ mod sqlite;
 
 pub use backend::Backend;
 
-use super::{Capability, JobCapability, JobSetup, MemberInterface, NothingToLink, by_member};
+use super::{Capability, JobCapability, JobSetup, MemberInterface, NothingToLink};
 use crate::app::App;
 use crate::host_state::HostState;
 use crate::manifest::{ComponentSpec, KeyValueBackend};
@@ -83,25 +83,14 @@ impl BackendChoice {
 }
 
 /// `wasi:keyvalue/store`.
-pub const STORE: MemberInterface = MemberInterface {
-    path: "wasi:keyvalue/store",
-    slug: "keyvalue-store",
-};
+pub const STORE: MemberInterface = MemberInterface::new("wasi:keyvalue/store", "keyvalue-store");
 /// `wasi:keyvalue/atomics`.
-pub const ATOMICS: MemberInterface = MemberInterface {
-    path: "wasi:keyvalue/atomics",
-    slug: "keyvalue-atomics",
-};
+pub const ATOMICS: MemberInterface =
+    MemberInterface::new("wasi:keyvalue/atomics", "keyvalue-atomics");
 /// `wasi:keyvalue/batch`.
-pub const BATCH: MemberInterface = MemberInterface {
-    path: "wasi:keyvalue/batch",
-    slug: "keyvalue-batch",
-};
+pub const BATCH: MemberInterface = MemberInterface::new("wasi:keyvalue/batch", "keyvalue-batch");
 /// `amimono:keyvalue/cas`: compare-and-swap.
-pub const CAS: MemberInterface = MemberInterface {
-    path: "amimono:keyvalue/cas",
-    slug: "keyvalue-cas",
-};
+pub const CAS: MemberInterface = MemberInterface::new("amimono:keyvalue/cas", "keyvalue-cas");
 
 /// Key-value stores per component, over one backend per job.
 pub struct KeyValue;
@@ -128,11 +117,16 @@ impl Capability for KeyValue {
     /// Opens the backend if any member is granted a store (`data_dir` holds
     /// the SQLite file by default).
     async fn open(&self, job: &JobSetup<'_>) -> Result<Arc<dyn JobCapability>> {
-        let stores = by_member(job, |spec| Ok(spec.keyvalue.iter().cloned().collect()))?;
-        if stores
-            .values()
-            .all(|s: &Arc<BTreeSet<String>>| s.is_empty())
-        {
+        let stores: BTreeMap<String, Arc<BTreeSet<String>>> = job
+            .member_specs()
+            .map(|spec| {
+                (
+                    spec.label.clone(),
+                    Arc::new(spec.keyvalue.iter().cloned().collect()),
+                )
+            })
+            .collect();
+        if stores.values().all(|s| s.is_empty()) {
             return Ok(Arc::new(NothingToLink));
         }
         let app = job.app;
