@@ -16,8 +16,8 @@ use std::time::Duration;
 use wasmtime::Store;
 use wasmtime::component::{ComponentExportIndex, ComponentNamedList, Func, Lift, Lower, Type, Val};
 
-/// Parsed where every `interface#function` is read, in `app/`; named here too
-/// because native calls hand it out.
+/// Lives in `app/` with the one parser of `interface#function`; named here
+/// too, where native calls resolve it (`job::FunctionRef`).
 pub use crate::app::FunctionRef;
 
 /// Why a call from native code could not be made or failed.
