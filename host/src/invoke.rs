@@ -21,7 +21,7 @@ pub struct CallOutcome {
 pub async fn call(job: &Job, label: &str, function: &str, args: &[String]) -> Result<CallOutcome> {
     let callee = job.callee(label, function)?;
     let param_types: Vec<Type> = callee.params().into_iter().map(|(_, t)| t).collect();
-    let (_, name) = crate::job::FunctionRef::parse(function);
+    let (_, name) = crate::app::FunctionRef::parse(function);
     let source = format!("{name}({})", args.join(", "));
     let params: Vec<Val> = wasm_wave::untyped::UntypedFuncCall::parse(&source)
         .and_then(|call| call.to_wasm_params::<Val>(param_types.iter()))

@@ -22,6 +22,6 @@ pub use crate::link::LinkErrors;
 pub use builder::JobBuilder;
 pub use graphs::{GraphLookup, PrecompiledGraph, compose_graph, compose_job, prepare_graph};
 pub use linker::LinkContext;
-pub use native::{CallError, Callee, FunctionRef, TypedCall, TypedInstance};
+pub use native::{CallError, Callee, TypedCall, TypedInstance};
 pub use prepared::Job;
 pub use serving::{Listeners, Stopped, Workers};

@@ -8,6 +8,7 @@
 
 use super::graphs::PreparedGraph;
 use super::prepared::Job;
+use crate::app::FunctionRef;
 use crate::app::LoadedComponent;
 use crate::host_state::{HostState, new_store};
 use std::marker::PhantomData;
@@ -15,10 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::Store;
 use wasmtime::component::{ComponentExportIndex, ComponentNamedList, Func, Lift, Lower, Type, Val};
-
-/// Lives in `app/` with the one parser of `interface#function`; named here
-/// too, where native calls resolve it (`job::FunctionRef`).
-pub use crate::app::FunctionRef;
 
 /// Why a call from native code could not be made or failed.
 #[derive(Debug, thiserror::Error)]
