@@ -360,3 +360,52 @@ fn another_jobs_process_calls_the_rpc_service_on_the_embedders_listener() {
     );
     assert_eq!(unsigned.status, 401, "{unsigned:?}");
 }
+
+#[test]
+fn errors_from_opening_and_preparing_are_matched_by_their_root_types() {
+    let data = tempfile::tempdir().unwrap();
+    let runtime = runtime();
+    let app = Application::open(hello_app()).unwrap();
+    let unknown_job = runtime
+        .block_on(app.job("nope").data_dir(data.path()).prepare())
+        .err()
+        .unwrap();
+    assert!(
+        unknown_job.downcast_ref::<amimono::UnknownJob>().is_some(),
+        "{unknown_job:#}"
+    );
+    let unknown_layout = Application::open(hello_app())
+        .unwrap()
+        .with_layout("nope")
+        .err()
+        .unwrap();
+    assert!(
+        unknown_layout
+            .downcast_ref::<amimono::UnknownLayout>()
+            .is_some(),
+        "{unknown_layout:#}"
+    );
+    let with_secret = temp_app(&PROBE_APP.replace(
+        "binding = \"http\"\n",
+        "binding = \"http\"\nsecrets = [\"embed-test-token\"]\n",
+    ));
+    let missing_secret = runtime
+        .block_on(
+            Application::open(with_secret.path())
+                .unwrap()
+                .job("one")
+                .data_dir(data.path())
+                .secrets(amimono::SecretSource::default())
+                .prepare(),
+        )
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            missing_secret.downcast_ref::<amimono::CapabilityError>(),
+            Some(amimono::CapabilityError::MissingSecret { component, secret })
+                if component == "probe" && secret == "embed-test-token"
+        ),
+        "{missing_secret:#}"
+    );
+}
