@@ -15,8 +15,10 @@
 //! ratio = amimono / composed pair, the worse of add and echo; goal ≤ 1.2.
 
 use crate::stats::median;
+use amimono::SecretSource;
 use amimono::app::App;
-use amimono::capabilities::CapabilityContext;
+use amimono::capabilities::runtime::RuntimeFacts;
+use amimono::capabilities::{JobCapabilities, JobSetup};
 use amimono::engine::{EngineUse, new_engine};
 use amimono::host_state::HostState;
 use amimono::job::{LinkContext, prepare_graph};
@@ -101,8 +103,9 @@ impl Pf1 {
     }
 }
 
-/// A way of running the driver's loops.
-trait Driver {
+/// A way of running the driver's loops: `n` calls of the callee's `add` or
+/// `echo`, made from inside the caller component.
+pub(crate) trait Driver {
     fn run_add(&mut self, n: u32) -> Result<u32>;
     fn run_echo(&mut self, n: u32, s: &str) -> Result<u32>;
 }
@@ -115,20 +118,7 @@ pub fn run(root: &Path, quick: bool) -> Result<Pf1> {
         (7, 5_000_000, 500_000)
     };
     let payload = "x".repeat(1024);
-    let caller_path = root.join("target/wasm32-wasip2/release/fixture_bench_caller.wasm");
-    let callee_path = root.join("target/wasm32-wasip2/release/fixture_bench_callee.wasm");
-    let caller = std::fs::read(&caller_path).with_context(|| {
-        format!(
-            "reading {} (run `cargo xtask build`)",
-            caller_path.display()
-        )
-    })?;
-    let callee = std::fs::read(&callee_path).with_context(|| {
-        format!(
-            "reading {} (run `cargo xtask build`)",
-            callee_path.display()
-        )
-    })?;
+    let (caller, callee) = fixtures(root)?;
 
     let mut drivers: Vec<Box<dyn Driver>> = vec![
         Box::new(Floor(SyncDriver::composed(&caller, &callee)?)),
@@ -167,6 +157,26 @@ pub fn run(root: &Path, quick: bool) -> Result<Pf1> {
     })
 }
 
+/// The caller and callee fixtures' bytes.
+fn fixtures(root: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
+    let read = |name: &str| {
+        let path = root.join(format!("target/wasm32-wasip2/release/{name}.wasm"));
+        std::fs::read(&path)
+            .with_context(|| format!("reading {} (run `cargo xtask build`)", path.display()))
+    };
+    Ok((read("fixture_bench_caller")?, read("fixture_bench_callee")?))
+}
+
+/// PF1's "amimono (colocated in one job)" and "host-forwarded" ways, for a
+/// measure that prints its own figures beside them (EMBED), same rounds.
+pub(crate) fn colocated_and_forwarded(root: &Path) -> Result<[Box<dyn Driver>; 2]> {
+    let (caller, callee) = fixtures(root)?;
+    Ok([
+        Box::new(AmimonoDriver::new(&root.join("bench/app"))?),
+        Box::new(SyncDriver::forwarded(&caller, &callee)?),
+    ])
+}
+
 /// The composed app run by the host itself.
 struct AmimonoDriver {
     runtime: tokio::runtime::Runtime,
@@ -181,15 +191,25 @@ impl AmimonoDriver {
         let engine = new_engine(EngineUse::Serving)?;
         let placement = Placement::local(&app);
         let composed = amimono::job::compose_graph(&app, &placement, "caller")?;
-        let graph = prepare_graph(
-            &engine,
-            &app,
-            &LinkContext::local(Arc::new(CapabilityContext::default())),
-            &composed,
-        )?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        // The members import per-component interfaces (each its own
+        // `wasi:cli/environment`): open the job's capabilities, as a job does.
+        let data_dir = app_dir.join("../../target/bench/pf1-data");
+        let capabilities = runtime.block_on(JobCapabilities::open(&JobSetup {
+            app: &app,
+            members: &placement.members,
+            facts: Arc::new(RuntimeFacts::default()),
+            secrets: &SecretSource::from_environment()?,
+            data_dir: &data_dir,
+        }))?;
+        let graph = prepare_graph(
+            &engine,
+            &app,
+            &LinkContext::local(Arc::new(capabilities)),
+            &composed,
+        )?;
         let mut store =
             amimono::host_state::new_store(&engine, &amimono::host_state::StoreSettings::default());
         let instance = runtime

@@ -19,6 +19,35 @@ use std::time::{Duration, Instant};
 /// jobs are authenticated, as in production).
 pub const BENCH_CLUSTER_KEY: &str = "amimono-bench-cluster-key-0123456789abcdef";
 
+/// The `amimono` binary the benchmarks run: `$AMIMONO_BIN` (as in the
+/// tests) or `target/release/amimono`.
+pub fn amimono_binary(root: &Path) -> PathBuf {
+    std::env::var_os("AMIMONO_BIN")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/release/amimono"))
+}
+
+/// Environment variable naming another `amimono` binary (e.g. a build of an
+/// older commit) that PF4 and EMBED measure beside `target/release/amimono`,
+/// rounds interleaved: before/after comparisons in one run.
+pub const BASELINE_ENV: &str = "AMIMONO_BENCH_BASELINE_BIN";
+
+/// The baseline binary of [`BASELINE_ENV`], if set.
+pub fn baseline_binary() -> Result<Option<PathBuf>> {
+    match std::env::var_os(BASELINE_ENV) {
+        None => Ok(None),
+        Some(path) if path.is_empty() => Ok(None),
+        Some(path) => {
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                bail!("{BASELINE_ENV}={} is not a file", path.display());
+            }
+            Ok(Some(path))
+        }
+    }
+}
+
 /// How long a host may take to start (compiling a large graph included).
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -61,6 +90,29 @@ impl HostProcess {
         expect_urls: &[&str],
         log: Option<&Path>,
     ) -> Result<HostProcess> {
+        Self::start_binary(
+            &amimono_binary(root),
+            root,
+            name,
+            app,
+            env,
+            expect_urls,
+            log,
+        )
+    }
+
+    /// [`HostProcess::start_logging`] with another `amimono` binary than
+    /// `target/release/amimono` (e.g. an older build, to compare hosts in one
+    /// run: [`BASELINE_ENV`]).
+    pub fn start_binary(
+        binary: &Path,
+        root: &Path,
+        name: &str,
+        app: &OsStr,
+        env: &[(&str, &OsStr)],
+        expect_urls: &[&str],
+        log: Option<&Path>,
+    ) -> Result<HostProcess> {
         let mut log_file = match log {
             Some(path) => Some((
                 std::io::BufWriter::new(
@@ -71,7 +123,7 @@ impl HostProcess {
             )),
             None => None,
         };
-        let mut command = Command::new(root.join("target/release/amimono"));
+        let mut command = Command::new(binary);
         command
             .current_dir(root)
             .arg("run")
@@ -90,7 +142,7 @@ impl HostProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .context("starting target/release/amimono (run `cargo xtask build`)")?;
+            .with_context(|| format!("starting {} (run `cargo xtask build`)", binary.display()))?;
         let stdout = child.stdout.take().context("no stdout")?;
         let stderr = child.stderr.take().context("no stderr")?;
         let guard = ChildGuard(child);

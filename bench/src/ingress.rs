@@ -9,6 +9,11 @@
 //! worst connection count; goal ≥ 2. `wasmtime` is installed under
 //! `target/tools` by `cargo xtask bench` (full run only); without it (the
 //! quick run in CI) amimono is measured alone and the ratio is left out.
+//!
+//! `amimono run` is `$AMIMONO_BIN` or `target/release/amimono`;
+//! `AMIMONO_BENCH_BASELINE_BIN=<binary>` adds a row for that binary's
+//! `amimono run` (e.g. a build of an older commit), measured in the same
+//! rounds, with amimono ÷ baseline per connection count.
 
 use crate::child::ChildGuard;
 use crate::closed_loop::{LoadFigures, load};
@@ -28,6 +33,8 @@ const BODY: &[u8] = b"Hello, world!";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Server {
     Amimono,
+    /// `amimono run` from [`crate::host_process::BASELINE_ENV`]'s binary.
+    AmimonoBaseline,
     Wasmtime,
     WasmtimePooling,
 }
@@ -36,6 +43,7 @@ impl Server {
     fn label(self) -> &'static str {
         match self {
             Server::Amimono => "amimono run",
+            Server::AmimonoBaseline => "amimono run (baseline binary)",
             Server::Wasmtime => "wasmtime serve 48.0.8",
             Server::WasmtimePooling => "wasmtime serve 48.0.8 -O pooling-allocator",
         }
@@ -44,6 +52,7 @@ impl Server {
     fn key(self) -> &'static str {
         match self {
             Server::Amimono => "amimono",
+            Server::AmimonoBaseline => "amimono_baseline",
             Server::Wasmtime => "wasmtime_serve",
             Server::WasmtimePooling => "wasmtime_serve_pooling",
         }
@@ -58,6 +67,9 @@ pub struct Pf4 {
     seconds: f64,
     rounds: usize,
     wasmtime: Option<PathBuf>,
+    baseline: Option<PathBuf>,
+    /// The `amimono` binary measured ([`crate::host_process::amimono_binary`]).
+    binary: PathBuf,
 }
 
 impl Pf4 {
@@ -102,6 +114,30 @@ impl Pf4 {
                     f.requests_per_s,
                     f.p50_us,
                     f.p99_us
+                ));
+            }
+        }
+        if let Some(baseline) = &self.baseline {
+            out.push_str(&format!(
+                "\namimono run binary: {}; baseline binary ({}): {}\n",
+                self.binary.display(),
+                crate::host_process::BASELINE_ENV,
+                baseline.display()
+            ));
+            if let (Some(now), Some(before)) =
+                (self.of(Server::Amimono), self.of(Server::AmimonoBaseline))
+            {
+                let ratios: Vec<String> = self
+                    .connections
+                    .iter()
+                    .zip(now.iter().zip(before))
+                    .map(|(c, (n, b))| {
+                        format!("{c} connections {:.3}", n.requests_per_s / b.requests_per_s)
+                    })
+                    .collect();
+                out.push_str(&format!(
+                    "amimono run ÷ baseline, requests/s: {}\n",
+                    ratios.join(", ")
                 ));
             }
         }
@@ -150,6 +186,8 @@ impl Pf4 {
             "seconds_per_round": self.seconds,
             "rounds": self.rounds,
             "wasmtime": self.wasmtime.as_ref().map(|p| p.display().to_string()),
+            "baseline": self.baseline.as_ref().map(|p| p.display().to_string()),
+            "binary": self.binary.display().to_string(),
         })
     }
 }
@@ -171,7 +209,11 @@ pub fn run(root: &Path, quick: bool) -> Result<Pf4> {
         );
     }
     let wasmtime = Some(wasmtime_path(root)).filter(|p| p.exists());
+    let baseline = crate::host_process::baseline_binary()?;
     let mut servers = vec![Server::Amimono];
+    if baseline.is_some() {
+        servers.push(Server::AmimonoBaseline);
+    }
     if wasmtime.is_some() {
         servers.extend([Server::Wasmtime, Server::WasmtimePooling]);
     }
@@ -185,7 +227,14 @@ pub fn run(root: &Path, quick: bool) -> Result<Pf4> {
     let mut samples = vec![vec![Vec::<LoadFigures>::new(); connections.len()]; servers.len()];
     for _ in 0..rounds {
         for (s, server) in servers.iter().enumerate() {
-            let running = start(root, *server, &app, &component, wasmtime.as_deref())?;
+            let running = start(
+                root,
+                *server,
+                &app,
+                &component,
+                wasmtime.as_deref(),
+                baseline.as_deref(),
+            )?;
             for (l, c) in connections.iter().enumerate() {
                 // A short warm-up at this level, then the measured run.
                 runtime.block_on(load(&running.address, "/", BODY, *c, 0.2))?;
@@ -222,11 +271,14 @@ pub fn run(root: &Path, quick: bool) -> Result<Pf4> {
         seconds,
         rounds,
         wasmtime,
+        baseline,
+        binary: crate::host_process::amimono_binary(root),
     })
 }
 
-/// A one-component app serving the fixture, for `amimono run`.
-fn write_app(root: &Path, component: &Path) -> Result<PathBuf> {
+/// A one-component app serving the fixture, for `amimono run` (EMBED
+/// serves it too).
+pub(crate) fn write_app(root: &Path, component: &Path) -> Result<PathBuf> {
     let dir = root.join("target/bench/pf4-app");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::write(
@@ -253,18 +305,26 @@ fn start(
     app: &Path,
     component: &Path,
     wasmtime: Option<&Path>,
+    baseline: Option<&Path>,
 ) -> Result<Running> {
     match server {
-        Server::Amimono => {
-            let host = HostProcess::start(
+        Server::Amimono | Server::AmimonoBaseline => {
+            let default = crate::host_process::amimono_binary(root);
+            let binary = match server {
+                Server::AmimonoBaseline => baseline.context("no baseline binary")?,
+                _ => default.as_path(),
+            };
+            let host = HostProcess::start_binary(
+                binary,
                 root,
-                "PF4 amimono",
+                server.label(),
                 app.as_os_str(),
                 &[
                     ("AMIMONO_JOB", "web".as_ref()),
                     ("RUST_LOG", "warn,amimono::run=info".as_ref()),
                 ],
                 &["hello"],
+                None,
             )?;
             let address = host.url("hello")?.trim_start_matches("http://").to_string();
             Ok(Running {

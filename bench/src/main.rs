@@ -19,15 +19,23 @@
 //!   written (the quick run fails only on errors).
 //! - FAIR ([`fairness`]): the delay a CPU-bound guest adds to the other
 //!   requests of its serving thread.
+//! - EMBED ([`embedded`]): a job embedded in an axum server through the
+//!   library API against `amimono run` (HTTP requests/s), and native typed
+//!   calls beside PF1's colocated and host-forwarded calls.
+//!
+//! `AMIMONO_BENCH_BASELINE_BIN=<amimono binary>` adds that binary's
+//! `amimono run` to PF4, rounds interleaved (a before/after in one run).
 //!
 //! `amimono-bench --raw-echo-server <port> [--instantiate <app dir>]` is an
 //! internal mode: the raw hyper server PF2 compares remote calls against
-//! (see [`raw_server`]).
+//! (see [`raw_server`]). `amimono-bench --embed-server <app dir> <job>
+//! <label>` is EMBED's embedded server (see [`embedded`]).
 
 mod child;
 mod closed_loop;
 mod cold_start;
 mod colocated;
+mod embedded;
 mod fairness;
 mod host_process;
 mod ingress;
@@ -61,6 +69,9 @@ fn main() -> Result<()> {
             .and_then(|j| args.get(j + 1))
             .map(Path::new);
         return raw_server::run(port, instantiate);
+    }
+    if let Some(i) = args.iter().position(|a| a == embedded::SERVER_FLAG) {
+        return embedded::serve(&args[i + 1..]);
     }
     let quick = args.iter().any(|a| a == "--quick");
     // `--only PF1,PF2`: run just these measures (for investigating one).
@@ -123,6 +134,10 @@ fn main() -> Result<()> {
         let fair = fairness::run(&root, quick)?;
         record("FAIR", fair.table(), fair.json());
     }
+    if selected("EMBED") {
+        let embed = embedded::run(&root, quick)?;
+        record("EMBED", embed.table(), embed.json());
+    }
     for app in soak_apps {
         let soak = soak::run(&root, quick, app)?;
         failures.extend(soak.failures());
@@ -165,9 +180,10 @@ fn summary(results: &serde_json::Map<String, serde_json::Value>) -> String {
                 .map_or_else(|| "–".to_string(), |v| format!("{v:.2}"))
         };
         let goal = result["goal"].as_f64().unwrap_or(f64::NAN);
-        // PF4 is a throughput (higher is better); PF3 and PF6 are times.
+        // PF4 and EMBED are throughputs (higher is better); PF3 and PF6
+        // are times.
         let direction = match name.as_str() {
-            "PF4" | "PF5" => "≥",
+            "PF4" | "PF5" | "EMBED" => "≥",
             _ => "≤",
         };
         let met = match result["met"].as_bool() {
