@@ -203,3 +203,33 @@ fn up_stops_every_job_on_sigterm() {
         );
     }
 }
+
+/// Whether process `pid` has exited (gone, or a zombie nobody reaped).
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat[stat.rfind(')').unwrap() + 2..].starts_with('Z'),
+        Err(_) => true,
+    }
+}
+
+#[test]
+fn the_jobs_of_a_killed_up_stop_too() {
+    let app = temp_app(&hello_manifest());
+    let up = start_up(&app);
+    let jobs = children(up.pid());
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    // SIGKILL: `up` gets no chance to stop its children itself.
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &up.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !jobs.iter().all(|pid| exited(*pid)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the jobs {jobs:?} still run 30 s after `up` was killed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -2,7 +2,8 @@
 //! localhost bindings file pinned to the revision, and runs one `amimono run`
 //! child per job. Child log lines (stderr) come out prefixed with the job
 //! name; once every HTTP component has an address, their URLs are printed as
-//! `<label>: <url>`. Ctrl-C or SIGTERM stops every child; if a child dies,
+//! `<label>: <url>`. Ctrl-C or SIGTERM stops every child (and so does `up`
+//! dying: each child gets SIGTERM from the kernel); if a child dies,
 //! `up` says which, how, and its last log lines, stops the others and exits 1.
 
 use super::bindings::{localhost_bindings, ports_file};
@@ -249,6 +250,7 @@ fn spawn_job(
         Some(layout) => command.env("AMIMONO_LAYOUT", layout),
         None => command.env_remove("AMIMONO_LAYOUT"),
     };
+    stop_with_parent(&mut command);
     let mut child = command
         .arg("run")
         .arg(bundle)
@@ -311,6 +313,26 @@ async fn stop_all(children: BTreeMap<String, Child>, grace: Duration) -> bool {
         }
     }
     clean
+}
+
+/// Makes the child get SIGTERM (and drain) when `up` dies, however it dies:
+/// `kill_on_drop` covers only an orderly exit, and a killed `up` would
+/// otherwise leave its jobs running, holding their ports.
+fn stop_with_parent(command: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only async-signal-safe functions (prctl, getppid, _exit).
+    #[allow(unsafe_code)]
+    unsafe {
+        let parent = libc::getpid();
+        command.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            // `up` may have died before prctl took effect.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
 }
 
 fn terminate(pid: u32) {
