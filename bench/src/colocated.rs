@@ -2,7 +2,7 @@
 //! echo between two components, four ways side by side:
 //! - no boundary: the same loop inside one component (the floor);
 //! - amimono: the two components in one job, composed and run by the host
-//!   (`amimono::job::prepare_graph`, async store, pooling allocator);
+//!   (`amimono::internals::prepare_graph`, async store, pooling allocator);
 //! - composed pair: the same two components composed with wac-graph here,
 //!   outside the host, run in a plain sync store;
 //! - host-forwarded: the two instantiated separately, the caller's import
@@ -15,15 +15,13 @@
 //! ratio = amimono / composed pair, the worse of add and echo; goal ≤ 1.2.
 
 use crate::stats::median;
-use amimono::SecretSource;
-use amimono::app::App;
-use amimono::capabilities::runtime::RuntimeFacts;
-use amimono::capabilities::{JobCapabilities, JobSetup};
-use amimono::engine::{EngineUse, new_engine};
-use amimono::host_state::HostState;
-use amimono::job::{LinkContext, prepare_graph};
-use amimono::placement::Placement;
-use amimono::wasmtime_error::IntoAnyhow;
+use amimono::internals::App;
+use amimono::internals::HostState;
+use amimono::internals::IntoAnyhow;
+use amimono::internals::Placement;
+use amimono::internals::RuntimeFacts;
+use amimono::internals::{EngineUse, new_engine};
+use amimono::internals::{LinkContext, prepare_graph};
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -190,20 +188,15 @@ impl AmimonoDriver {
         let app = App::load(app_dir)?;
         let engine = new_engine(EngineUse::Serving)?;
         let placement = Placement::local(&app);
-        let composed = amimono::job::compose_graph(&app, &placement, "caller")?;
+        let composed = amimono::internals::compose_graph(&app, &placement, "caller")?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        // The members import per-component interfaces (each its own
-        // `wasi:cli/environment`): open the job's capabilities, as a job does.
-        let data_dir = app_dir.join("../../target/bench/pf1-data");
-        let capabilities = runtime.block_on(JobCapabilities::open(&JobSetup {
-            app: &app,
-            members: &placement.members,
-            facts: Arc::new(RuntimeFacts::default()),
-            secrets: &SecretSource::from_environment()?,
-            data_dir: &data_dir,
-        }))?;
+        let capabilities = runtime.block_on(crate::capabilities::open(
+            &app,
+            &placement,
+            RuntimeFacts::default(),
+        ))?;
         let graph = prepare_graph(
             &engine,
             &app,
@@ -211,7 +204,7 @@ impl AmimonoDriver {
             &composed,
         )?;
         let mut store =
-            amimono::host_state::new_store(&engine, &amimono::host_state::StoreSettings::default());
+            amimono::internals::new_store(&engine, &amimono::internals::StoreSettings::default());
         let instance = runtime
             .block_on(graph.pre.instantiate_async(&mut store))
             .anyhow()?;
@@ -286,7 +279,7 @@ fn new_store(engine: &Engine) -> Store<BenchState> {
     let mut store = Store::new(
         engine,
         BenchState {
-            host: HostState::new(&amimono::host_state::StoreSettings::default()),
+            host: HostState::new(&amimono::internals::StoreSettings::default()),
             table: ResourceTable::new(),
             add: None,
             echo: None,

@@ -317,7 +317,7 @@ fn start(root: &Path, index: usize, app: &Path) -> Result<Running> {
         .arg(SERVER_FLAG)
         .arg(app)
         .args(["web", "hello", threads.arg()])
-        .env(amimono::remote::auth::KEY_ENV, BENCH_CLUSTER_KEY)
+        .env(amimono::internals::auth::KEY_ENV, BENCH_CLUSTER_KEY)
         .env_remove("AMIMONO_LAYOUT")
         .env_remove("AMIMONO_BINDINGS")
         .env_remove("AMIMONO_FORCE_REMOTE")

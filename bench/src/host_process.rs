@@ -129,7 +129,7 @@ impl HostProcess {
             .arg("run")
             .arg(app)
             .env("RUST_LOG", "info")
-            .env(amimono::remote::auth::KEY_ENV, BENCH_CLUSTER_KEY)
+            .env(amimono::internals::auth::KEY_ENV, BENCH_CLUSTER_KEY)
             .env_remove("AMIMONO_LAYOUT")
             .env_remove("AMIMONO_BINDINGS")
             .env_remove("AMIMONO_FORCE_REMOTE");

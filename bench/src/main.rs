@@ -31,6 +31,7 @@
 //! (see [`raw_server`]). `amimono-bench --embed-server <app dir> <job>
 //! <label>` is EMBED's embedded server (see [`embedded`]).
 
+mod capabilities;
 mod child;
 mod closed_loop;
 mod cold_start;

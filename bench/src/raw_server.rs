@@ -18,8 +18,8 @@
 
 use amimono::internals::App;
 use amimono::internals::IntoAnyhow;
-use amimono::internals::JobCapabilities;
 use amimono::internals::Placement;
+use amimono::internals::RuntimeFacts;
 use amimono::internals::protocol::{CONTENT_TYPE, HEADER_FUNCTION, HEADER_REVISION};
 use amimono::internals::{EngineUse, new_engine};
 use amimono::internals::{HostState, new_store};
@@ -79,10 +79,17 @@ impl Callee {
         let placement = Placement::for_job(&app, "callees")?;
         let composed = compose_graph(&app, &placement, "callee")?;
         let engine = new_engine(EngineUse::Serving)?;
+        let capabilities = tokio::runtime::Builder::new_current_thread()
+            .build()?
+            .block_on(crate::capabilities::open(
+                &app,
+                &placement,
+                RuntimeFacts::default(),
+            ))?;
         let graph = prepare_graph(
             &engine,
             &app,
-            &LinkContext::local(Arc::new(JobCapabilities::default())),
+            &LinkContext::local(Arc::new(capabilities)),
             &composed,
         )?;
         let interface = graph

@@ -34,7 +34,6 @@ use crate::host_process::{HostProcess, free_port};
 use crate::stats::{median, percentile};
 use amimono::internals::App;
 use amimono::internals::IntoAnyhow;
-use amimono::internals::JobCapabilities;
 use amimono::internals::Placement;
 use amimono::internals::RuntimeFacts;
 use amimono::internals::auth::{self, Authentication, CallFields, ClusterKey};
@@ -625,12 +624,19 @@ impl Callers {
         let placement = Placement::for_job(app, CALLER_JOB)?;
         let composed = compose_graph(app, &placement, "caller")?;
         let context = LinkContext {
-            capabilities: Arc::new(JobCapabilities::none(RuntimeFacts {
-                app: app.name().to_string(),
-                job: CALLER_JOB.to_string(),
-                revision: app.revision.clone(),
-                bindings: BTreeMap::new(),
-            })),
+            capabilities: Arc::new(
+                crate::capabilities::open(
+                    app,
+                    &placement,
+                    RuntimeFacts {
+                        app: app.name().to_string(),
+                        job: CALLER_JOB.to_string(),
+                        revision: app.revision.clone(),
+                        bindings: BTreeMap::new(),
+                    },
+                )
+                .await?,
+            ),
             client: client.clone(),
             targets: BTreeMap::from([("callee".to_string(), callee.clone())]),
         };
@@ -644,10 +650,12 @@ impl Callers {
         // The callee's graph, as its job prepares it.
         let placement = Placement::for_job(app, CALLEE_JOB)?;
         let composed = compose_graph(app, &placement, "callee")?;
+        let callee_capabilities =
+            crate::capabilities::open(app, &placement, RuntimeFacts::default()).await?;
         let callee_graph = prepare_graph(
             &engine,
             app,
-            &LinkContext::local(Arc::new(JobCapabilities::default())),
+            &LinkContext::local(Arc::new(callee_capabilities)),
             &composed,
         )?;
         let export = |name: &str| -> Result<ComponentExportIndex> {
