@@ -11,8 +11,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use amimono::internals::App;
-use amimono::internals::{ItemShape, WorldShape};
 use amimono::internals::Manifest;
+use amimono::internals::{ItemShape, WorldShape};
 use wasm_encoder::{
     ComponentDefinedTypeEncoder, ComponentImportSection, ComponentTypeRef, ComponentTypeSection,
     ComponentValType as ValType, InstanceType, PrimitiveValType as Prim, TypeBounds,
