@@ -20,6 +20,23 @@ pub struct LoadFigures {
     pub p99_us: f64,
 }
 
+/// The JSON of one server's levels: `figures[i]` measured with
+/// `connections[i]` connections.
+pub fn levels_json(connections: &[usize], figures: &[LoadFigures]) -> Vec<serde_json::Value> {
+    connections
+        .iter()
+        .zip(figures)
+        .map(|(c, f)| {
+            serde_json::json!({
+                "connections": c,
+                "requests_per_s": f.requests_per_s,
+                "p50_us": f.p50_us,
+                "p99_us": f.p99_us,
+            })
+        })
+        .collect()
+}
+
 /// Loads `address` (`host:port`) with `connections` connections for
 /// `seconds`; every answer must be 200 with a body starting with `expect`.
 pub async fn load(

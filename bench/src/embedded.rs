@@ -22,7 +22,7 @@
 //!   figures say what a native call costs next to a wasm one.
 
 use crate::child::ChildGuard;
-use crate::closed_loop::{LoadFigures, load};
+use crate::closed_loop::{LoadFigures, levels_json, load};
 use crate::colocated::colocated_and_forwarded;
 use crate::host_process::{BENCH_CLUSTER_KEY, HostProcess};
 use crate::stats::median;
@@ -164,20 +164,7 @@ impl Embed {
 
     /// The JSON entry for `results.json`.
     pub fn json(&self) -> serde_json::Value {
-        let levels = |figures: &[LoadFigures]| -> Vec<serde_json::Value> {
-            self.connections
-                .iter()
-                .zip(figures)
-                .map(|(c, f)| {
-                    serde_json::json!({
-                        "connections": c,
-                        "requests_per_s": f.requests_per_s,
-                        "p50_us": f.p50_us,
-                        "p99_us": f.p99_us,
-                    })
-                })
-                .collect()
-        };
+        let levels = |figures: &[LoadFigures]| levels_json(&self.connections, figures);
         let ways = |ns: &[f64; 4]| {
             serde_json::json!({
                 "pf1_colocated": ns[0],

@@ -16,7 +16,7 @@
 //! rounds, with amimono ÷ baseline per connection count.
 
 use crate::child::ChildGuard;
-use crate::closed_loop::{LoadFigures, load};
+use crate::closed_loop::{LoadFigures, levels_json, load};
 use crate::host_process::{HostProcess, free_port};
 use crate::stats::median;
 use anyhow::{Context, Result, bail};
@@ -159,19 +159,7 @@ impl Pf4 {
             .figures
             .iter()
             .map(|(server, figures)| {
-                let levels: Vec<serde_json::Value> = self
-                    .connections
-                    .iter()
-                    .zip(figures)
-                    .map(|(c, f)| {
-                        serde_json::json!({
-                            "connections": c,
-                            "requests_per_s": f.requests_per_s,
-                            "p50_us": f.p50_us,
-                            "p99_us": f.p99_us,
-                        })
-                    })
-                    .collect();
+                let levels = levels_json(&self.connections, figures);
                 (server.key().to_string(), levels.into())
             })
             .collect();

@@ -148,29 +148,9 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Serves `service` with plain hyper (`TowerToHyperService`) on a free
-/// loopback port; its URL.
-fn serve_with_hyper<S, B>(runtime: &tokio::runtime::Runtime, service: S) -> String
-where
-    S: tower_service::Service<
-            hyper::Request<hyper::body::Incoming>,
-            Response = hyper::Response<B>,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let port = free_port();
-    serve_on_port(runtime, port, service);
-    format!("http://127.0.0.1:{port}")
-}
-
-/// Serves `service` with plain hyper on loopback port `port`.
-fn serve_on_port<S, B>(runtime: &tokio::runtime::Runtime, port: u16, service: S)
+/// Serves `service` with plain hyper (`TowerToHyperService`) on loopback
+/// port `port` (0: one the system picks); its URL.
+fn serve_on_port<S, B>(runtime: &tokio::runtime::Runtime, port: u16, service: S) -> String
 where
     S: tower_service::Service<
             hyper::Request<hyper::body::Incoming>,
@@ -187,6 +167,7 @@ where
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
         .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
     runtime.spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -200,6 +181,7 @@ where
             });
         }
     });
+    url
 }
 
 const PROBE_APP: &str = "[app]\nname = \"probe\"\n\n[components.probe]\nbinding = \"http\"\nsource = \"{wasm:fixture_trap_http}\"\n\n[jobs.one]\ncomponents = [\"probe\"]\n";
@@ -221,7 +203,7 @@ fn a_trap_through_the_tower_service_is_a_generic_500_and_the_next_request_is_fin
     let service = runtime
         .block_on(async { job.http_service("probe") })
         .unwrap();
-    let url = serve_with_hyper(&runtime, service);
+    let url = serve_on_port(&runtime, 0, service);
     assert_eq!(get(&format!("{url}/")).status, 200);
     let trapped = get(&format!("{url}/trap"));
     assert_eq!(trapped.status, 500, "{trapped:?}");

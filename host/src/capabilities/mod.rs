@@ -273,15 +273,6 @@ impl JobCapabilities {
         })
     }
 
-    /// Capabilities for graphs whose members import none of the
-    /// per-component interfaces (benchmarks, tests): linking one fails.
-    pub fn none(facts: runtime::RuntimeFacts) -> JobCapabilities {
-        JobCapabilities {
-            facts: Arc::new(facts),
-            opened: Vec::new(),
-        }
-    }
-
     /// The runtime facts of the job.
     pub fn facts(&self) -> &Arc<runtime::RuntimeFacts> {
         &self.facts
@@ -305,12 +296,6 @@ impl JobCapabilities {
                 )
             })?;
         opened.add_to_linker(linker, interface, import_name, label)
-    }
-}
-
-impl Default for JobCapabilities {
-    fn default() -> Self {
-        JobCapabilities::none(runtime::RuntimeFacts::default())
     }
 }
 
