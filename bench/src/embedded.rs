@@ -5,14 +5,17 @@
 //!   the one-component app PF4 writes) served by `amimono run` (a child
 //!   process) and by the same job's [`amimono::HttpService`] nested under
 //!   `/app` in an axum `Router`, in a child process of this binary
-//!   (`amimono-bench --embed-server <app dir> <job> <label>`, tokio's
-//!   multi-thread runtime, one worker per core, `TCP_NODELAY` as
-//!   `amimono run` sets it) — and, to tell the runtime from the library
-//!   path, the same `Router` served by hyper on one current-thread runtime
-//!   per core, as `amimono run` serves. Same closed-loop generator (in this process),
-//!   same connection counts, the two servers take turns round by round (the
-//!   order alternates); medians of rounds. ratio = embedded ÷ `amimono run`
-//!   requests/s at the worse connection count; goal ≥ 0.95.
+//!   (`amimono-bench --embed-server <app dir> <job> <label> <mode>`), served
+//!   two ways: by [`amimono::Job::serve`] with the `Router` added through
+//!   [`amimono::Listeners::service`] (the library's way: one current-thread
+//!   runtime per core, as `amimono run` serves; the goal's row), and by
+//!   `axum::serve` on tokio's multi-thread runtime, one worker per core,
+//!   `TCP_NODELAY` as `amimono run` sets it (what the axum docs show; no
+//!   goal, it says what the work-stealing runtime costs). Same closed-loop
+//!   generator (in this process), same connection counts, the servers take
+//!   turns round by round (the order alternates); medians of rounds.
+//!   ratio = `Job::serve` embedding ÷ `amimono run` requests/s at the worse
+//!   connection count; goal ≥ 0.95.
 //! - Native typed calls into PF1's callee (`bench/app`, `add(u32,u32)` and a
 //!   1 KiB echo) through `Job::typed_call`: [`amimono::TypedInstance::call`]
 //!   (one instance, many calls) and [`amimono::TypedCall::call`] (a fresh
@@ -26,7 +29,7 @@ use crate::closed_loop::{LoadFigures, levels_json, load};
 use crate::colocated::colocated_and_forwarded;
 use crate::host_process::{BENCH_CLUSTER_KEY, HostProcess};
 use crate::stats::median;
-use amimono::{Application, TypedCall};
+use amimono::{Application, Listeners, TypedCall};
 use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -50,7 +53,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 const SERVERS: [&str; 3] = [
     "amimono run",
     "embedded: axum::serve, tokio multi-thread runtime",
-    "embedded: same Router, hyper on one current-thread runtime per core",
+    "embedded: same Router, Job::serve with Listeners::service (one current-thread runtime per core)",
 ];
 
 /// How the embedded server runs its requests.
@@ -59,17 +62,18 @@ enum Threads {
     /// `axum::serve` on tokio's multi-thread (work-stealing) runtime, one
     /// worker per core: what `#[tokio::main]` and the axum docs give.
     MultiThread,
-    /// The same `Router` served by hyper, each connection handed by an
-    /// accept thread to one of N current-thread runtimes (one per core) for
-    /// good: what `amimono run` does with its own listeners.
-    PerCore,
+    /// The same `Router` served by [`amimono::Job::serve`] through
+    /// [`amimono::Listeners::service`]: each connection handed to one of
+    /// the job's current-thread runtimes (one per core) for good, as
+    /// `amimono run` serves its own listeners.
+    JobServe,
 }
 
 impl Threads {
     fn arg(self) -> &'static str {
         match self {
             Threads::MultiThread => "multi-thread",
-            Threads::PerCore => "per-core",
+            Threads::JobServe => "job-serve",
         }
     }
 }
@@ -107,9 +111,9 @@ impl Embed {
             .collect()
     }
 
-    /// The plain axum embedding (`axum::serve`) ÷ `amimono run`, per level.
+    /// The library's embedding (`Job::serve`) ÷ `amimono run`, per level.
     fn ratios(&self) -> Vec<f64> {
-        self.ratios_of(1)
+        self.ratios_of(2)
     }
 
     /// The worse level's ratio of [`Embed::ratios`]: the goal's.
@@ -142,11 +146,11 @@ impl Embed {
         };
         let ratio = self.ratio();
         out.push_str(&format!(
-            "\nratio embedded (axum::serve) ÷ amimono run, requests/s (worse level): {ratio:.3} (goal ≥ {GOAL}: {}); {}\n\
-             embedded (one runtime per core) ÷ amimono run: {}\n",
+            "\nratio embedded (Router in Job::serve) ÷ amimono run, requests/s (worse level): {ratio:.3} (goal ≥ {GOAL}: {}); {}\n\
+             embedded (Router in axum::serve, multi-thread runtime; no goal) ÷ amimono run: {}\n",
             if ratio >= GOAL { "met" } else { "MISSED" },
-            per_level(1),
-            per_level(2)
+            per_level(2),
+            per_level(1)
         ));
         out.push_str(&format!(
             "\nEMBED native typed calls into PF1's callee (bench/app): ns per call, median of {} rounds, PF1's ways in the same rounds\n\n\
@@ -179,12 +183,12 @@ impl Embed {
             "goal": GOAL,
             "met": ratio >= GOAL,
             "ratios_per_level": self.ratios(),
-            "per_core_ratios_per_level": self.ratios_of(2),
+            "axum_serve_ratios_per_level": self.ratios_of(1),
             "connections": self.connections,
             "servers": {
                 "amimono_run": levels(&self.http[0]),
                 "embedded_axum": levels(&self.http[1]),
-                "embedded_per_core": levels(&self.http[2]),
+                "embedded_job_serve": levels(&self.http[2]),
             },
             "seconds_per_round": self.seconds,
             "http_rounds": self.http_rounds,
@@ -296,7 +300,7 @@ fn start(root: &Path, index: usize, app: &Path) -> Result<Running> {
     let threads = if index == 1 {
         Threads::MultiThread
     } else {
-        Threads::PerCore
+        Threads::JobServe
     };
     let exe = std::env::current_exe().context("finding the bench's own executable")?;
     let mut child = Command::new(&exe)
@@ -337,26 +341,28 @@ fn start(root: &Path, index: usize, app: &Path) -> Result<Running> {
 }
 
 /// The internal mode: `--embed-server <app dir> <job> <label>
-/// <multi-thread|per-core>` prepares the job, nests component `label`'s
+/// <multi-thread|job-serve>` prepares the job, nests component `label`'s
 /// [`amimono::HttpService`] under `/app` in an axum `Router`, listens on a
 /// loopback port of the system's choosing, prints `listening on
 /// http://<address>` and serves until killed (see [`Threads`]).
 pub fn serve(args: &[String]) -> Result<()> {
     let [app, job, label, threads] = args else {
-        bail!("usage: amimono-bench {SERVER_FLAG} <app dir> <job> <label> <multi-thread|per-core>");
+        bail!(
+            "usage: amimono-bench {SERVER_FLAG} <app dir> <job> <label> <multi-thread|job-serve>"
+        );
     };
     let threads = match threads.as_str() {
         "multi-thread" => Threads::MultiThread,
-        "per-core" => Threads::PerCore,
+        "job-serve" => Threads::JobServe,
         other => bail!("unknown threads mode {other:?}"),
     };
     // tokio's default multi-thread runtime: one worker per core, as an
-    // axum service would run (`#[tokio::main]`). In the per-core mode it
-    // only prepares the job and accepts.
+    // axum service would run (`#[tokio::main]`). In the job-serve mode it
+    // only prepares the job and accepts; the job's threads serve.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(match threads {
             Threads::MultiThread => std::thread::available_parallelism().map_or(1, usize::from),
-            Threads::PerCore => 1,
+            Threads::JobServe => 1,
         })
         .enable_all()
         .build()?;
@@ -382,55 +388,13 @@ pub fn serve(args: &[String]) -> Result<()> {
                 });
                 axum::serve(listener, router).await.context("serving")
             }
-            Threads::PerCore => serve_per_core(listener, router).await,
+            Threads::JobServe => {
+                let listeners = Listeners::new().service(listener, router);
+                let _ = job.serve(listeners, std::future::pending()).await?;
+                Ok(())
+            }
         }
     })
-}
-
-/// Serves `router` with hyper, each accepted connection handed to one of
-/// one current-thread runtime per core, round robin, for good.
-async fn serve_per_core(listener: tokio::net::TcpListener, router: axum::Router) -> Result<()> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let mut handles = Vec::new();
-    for index in 0..cores {
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name(format!("embed-serve-{index}"))
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => {
-                        let _ = tx.send(Ok(runtime.handle().clone()));
-                        runtime.block_on(std::future::pending::<()>());
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                    }
-                }
-            })?;
-        handles.push(rx.recv()??);
-    }
-    for next in 0.. {
-        let (stream, _) = listener.accept().await?;
-        stream.set_nodelay(true)?;
-        let stream = stream.into_std()?;
-        let router = router.clone();
-        handles[next % handles.len()].spawn(async move {
-            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
-                return;
-            };
-            let service = hyper::service::service_fn(move |request| {
-                let mut router = router.clone();
-                async move { tower_service::Service::call(&mut router, request).await }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-        });
-    }
-    Ok(())
 }
 
 /// What the typed calls measured.

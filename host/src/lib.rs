@@ -8,7 +8,10 @@
 //! bundle), prepare one of its jobs with a [`JobBuilder`], then use the
 //! [`Job`]: a tower [`HttpService`] per HTTP component, an [`RpcService`] for
 //! calls from other jobs, native calls ([`Job::call`], [`Job::typed_call`]),
-//! or [`Job::serve`] for everything on listeners (what `amimono run` does).
+//! or [`Job::serve`] for everything on listeners (what `amimono run` does),
+//! your own tower service included ([`Listeners::service`]: an axum
+//! `Router` nesting the HTTP services, served on the job's per-core threads
+//! with the app's connection limits and drained with the job).
 //!
 //! ```no_run
 //! use amimono::{Application, Listeners};

@@ -1,8 +1,11 @@
-//! The `embed-hello` binary: `embed-hello [--app DIR | --bundle FILE] [--port N]`.
-//! Prints `listening on http://…` when it accepts; Ctrl-C (or SIGTERM)
-//! stops accepting, lets requests in flight finish, and exits 0.
+//! The `embed-hello` binary: `embed-hello [--app DIR | --bundle FILE] [--port N]
+//! [--server job|axum]`. Prints `listening on http://…` when it accepts;
+//! Ctrl-C (or SIGTERM) stops accepting, lets requests in flight finish, and
+//! exits 0. The axum `Router` is served by `Job::serve` (the job's per-core
+//! threads and connection limits) or, with `--server axum`, by
+//! `axum::serve` on tokio's multi-thread runtime.
 
-use amimono::Application;
+use amimono::{Application, Listeners, Stopped};
 use anyhow::{Context, Result};
 use clap::Parser;
 use std::net::SocketAddr;
@@ -25,6 +28,19 @@ struct Args {
     /// The loopback port to listen on.
     #[arg(long, default_value_t = 18100)]
     port: u16,
+    /// What serves the router: `job` (`Job::serve`, one runtime per core,
+    /// the app's connection limits) or `axum` (`axum::serve`).
+    #[arg(long, value_enum, default_value_t = Server::Job)]
+    server: Server,
+}
+
+/// What serves the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Server {
+    /// `Job::serve` with `Listeners::service`.
+    Job,
+    /// `axum::serve` on this process's multi-thread runtime.
+    Axum,
 }
 
 #[tokio::main]
@@ -53,16 +69,28 @@ async fn main() -> Result<()> {
     let greet = embed_hello::greet_function(&job).await?;
     let router = embed_hello::router(&job, greet)?;
     println!("listening on http://{address}");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
-    // Requests the frontend still runs (e.g. a guest streaming its body).
-    if !job.drain(Duration::from_secs(5)).await {
-        tracing::warn!(
-            in_flight = job.in_flight(),
-            "stopped with requests in flight"
-        );
+    match args.server {
+        Server::Job => {
+            // Drains itself: no new connections, requests in flight finish
+            // within the job's shutdown grace.
+            let listeners = Listeners::new().service(listener, router);
+            if job.serve(listeners, shutdown_signal()).await? == Stopped::Undrained {
+                tracing::warn!("stopped with requests in flight");
+            }
+        }
+        Server::Axum => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .context("serving")?;
+            // Requests the frontend still runs (e.g. a guest streaming its body).
+            if !job.drain(Duration::from_secs(5)).await {
+                tracing::warn!(
+                    in_flight = job.in_flight(),
+                    "stopped with requests in flight"
+                );
+            }
+        }
     }
     tracing::info!("stopped");
     // Exit at once: unmapping the engine's instance pool (terabytes of

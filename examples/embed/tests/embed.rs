@@ -120,6 +120,14 @@ fn embed_hello_serves_the_component_and_the_native_route_and_stops_on_ctrl_c() {
 }
 
 #[test]
+fn embed_hello_served_by_axum_serve_answers_the_same_and_stops_on_ctrl_c() {
+    let mut embedded = Embedded::start(&["--app", "examples/hello", "--server", "axum"]);
+    both_routes_answer(&embedded);
+    let status = embedded.interrupt();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[test]
 fn embed_hello_runs_from_the_bundle() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("hello.amimono");
@@ -182,6 +190,83 @@ where
         }
     });
     url
+}
+
+/// The probe app with tight connection limits for the whole app.
+const LIMITED_PROBE_APP: &str = "[app]\nname = \"probe\"\n\n[limits]\nheader_read_timeout_ms = 300\nmax_headers = 8\n\n[components.probe]\nbinding = \"http\"\nsource = \"{wasm:fixture_trap_http}\"\n\n[jobs.one]\ncomponents = [\"probe\"]\n";
+
+#[test]
+fn a_router_served_by_job_serve_gets_the_apps_connection_limits_and_drains() {
+    use amimono::{Listeners, Stopped};
+    let app = temp_app(LIMITED_PROBE_APP);
+    let data = tempfile::tempdir().unwrap();
+    let runtime = runtime();
+    let job: Job = runtime
+        .block_on(
+            Application::open(app.path())
+                .unwrap()
+                .job("one")
+                .data_dir(data.path())
+                .prepare(),
+        )
+        .unwrap();
+    let job = std::sync::Arc::new(job);
+    let router = axum::Router::new()
+        .nest_service("/app", job.http_service("probe").unwrap())
+        .route("/native", axum::routing::get(|| async { "native\n" }));
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let address = listener.local_addr().unwrap();
+    let url = format!("http://{address}");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = runtime.spawn({
+        let job = job.clone();
+        async move {
+            let listeners = Listeners::new().service(listener, router);
+            job.serve(listeners, async {
+                let _ = stopped.await;
+            })
+            .await
+        }
+    });
+    let page = get(&format!("{url}/app/"));
+    assert_eq!((page.status, page.body.as_str()), (200, "ok\n"));
+    let native = get(&format!("{url}/native"));
+    assert_eq!((native.status, native.body.as_str()), (200, "native\n"));
+    // The app's `max_headers` holds for the native route too: the accept
+    // loop refuses before the router sees the request.
+    let many: Vec<(String, String)> = (0..12)
+        .map(|i| (format!("x-h{i}"), "1".to_string()))
+        .collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let refused = amimono_tests::request("GET", &format!("{url}/native"), &many, b"");
+    assert_eq!(refused.status, 431, "{refused:?}");
+    // A client that sends nothing is closed at the app's header-read
+    // timeout (300 ms; the default is 5 s).
+    let mut silent = std::net::TcpStream::connect(address).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let read = std::io::Read::read(&mut silent, &mut byte);
+    assert!(
+        matches!(read, Ok(0))
+            || matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the silent connection was not closed within 3 s: {read:?}"
+    );
+    // Shutdown: the job drains (nothing in flight) and the listener closes.
+    stop.send(()).unwrap();
+    let outcome = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(20), serving).await })
+        .expect("Job::serve did not return within 20 s of shutdown")
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome, Stopped::Drained);
+    assert!(
+        std::net::TcpStream::connect(address).is_err(),
+        "the listener still accepts after the drain"
+    );
 }
 
 const PROBE_APP: &str = "[app]\nname = \"probe\"\n\n[components.probe]\nbinding = \"http\"\nsource = \"{wasm:fixture_trap_http}\"\n\n[jobs.one]\ncomponents = [\"probe\"]\n";

@@ -140,6 +140,11 @@ impl Job {
             .is_ok()
     }
 
+    /// The app's limits (`[limits]`), before any component's own.
+    pub(crate) fn app_limits(&self) -> crate::limits::Limits {
+        self.inner.parts.app.manifest.limits
+    }
+
     pub(crate) fn drain_handle(&self) -> &Drain {
         &self.inner.drain
     }

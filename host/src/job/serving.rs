@@ -5,6 +5,7 @@
 
 use super::prepared::Job;
 use crate::manifest::BindingType;
+use crate::serve::embedder::EmbedderService;
 use crate::serve::threads::ServingThreads;
 use anyhow::Result;
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use tokio::task::JoinHandle;
 pub struct Listeners {
     http: BTreeMap<String, TcpListener>,
     rpc: Vec<(Vec<String>, TcpListener)>,
+    services: Vec<(TcpListener, EmbedderService)>,
 }
 
 impl Listeners {
@@ -37,6 +39,34 @@ impl Listeners {
     /// `listener` (components of one address share one).
     pub fn rpc(mut self, labels: Vec<String>, listener: TcpListener) -> Self {
         self.rpc.push((labels, listener));
+        self
+    }
+
+    /// Serves the embedder's own `service` on `listener` (an axum `Router`
+    /// nesting [`Job::http_service`]s beside native handlers, say), the way
+    /// the job's own listeners are served: each connection on one of the
+    /// job's per-core serving threads, the app's connection limits
+    /// (`header_read_timeout_ms`, `send_timeout_ms`, `max_headers`,
+    /// `max_connections`), and the job's drain when it stops. Faster than
+    /// `axum::serve` on tokio's multi-thread runtime (see
+    /// `docs/embedding.md`); a handler's `tokio::spawn` runs on the
+    /// connection's thread.
+    pub fn service<S, B>(mut self, listener: TcpListener, service: S) -> Self
+    where
+        S: tower_service::Service<
+                hyper::Request<hyper::body::Incoming>,
+                Response = hyper::Response<B>,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send,
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<crate::serve::body::BoxError>,
+    {
+        self.services
+            .push((listener, EmbedderService::new(service)));
         self
     }
 }
@@ -99,6 +129,15 @@ impl Job {
                 listener,
                 server,
                 threads.clone(),
+            )));
+        }
+        for (listener, service) in listeners.services {
+            servers.push(tokio::spawn(crate::serve::embedder::serve(
+                listener,
+                service,
+                self.app_limits(),
+                threads.clone(),
+                self.drain_handle().clone(),
             )));
         }
         let workers = self.start_workers()?;

@@ -4,11 +4,13 @@
 //! [`threads`]), what bounds each request ([`body`], [`slots`],
 //! [`budget`]), the answers the host makes itself ([`reply`]) and draining
 //! on shutdown ([`drain`]); [`service`] offers the HTTP and rpc paths as
-//! tower services for embedding servers.
+//! tower services for embedding servers, and [`embedder`] serves an
+//! embedder's own service (e.g. an axum `Router`) on the job's threads.
 
 pub mod body;
 pub mod budget;
 pub mod drain;
+pub mod embedder;
 pub mod http;
 pub mod listener;
 pub mod reply;
