@@ -8,6 +8,9 @@
 //! type = "http"
 //! internal = "127.0.0.1:8080"          # where this host listens
 //! external = "http://127.0.0.1:8080"   # how others reach it
+//!
+//! [jobs.web]
+//! admin = "127.0.0.1:9100"             # the job's health and readiness probes
 //! ```
 
 use crate::app::App;
@@ -38,6 +41,8 @@ pub struct Bindings {
     pub revision: Option<String>,
     /// Addresses by component label.
     pub components: BTreeMap<String, Address>,
+    /// Admin listener addresses (`[jobs.<job>] admin`), by job.
+    pub admin: BTreeMap<String, SocketAddr>,
     /// The file's text and where each `internal` value is in it, for
     /// diagnostics about the addresses.
     text: String,
@@ -105,6 +110,14 @@ struct RawBindings {
     revision: Option<String>,
     #[serde(default)]
     components: BTreeMap<Spanned<String>, Spanned<RawEntry>>,
+    #[serde(default)]
+    jobs: BTreeMap<Spanned<String>, Spanned<RawJobEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJobEntry {
+    admin: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -199,6 +212,37 @@ impl Bindings {
             internal_spans.insert(label.get_ref().clone(), entry.internal.span());
             components.insert(label.into_inner(), Address { internal, external });
         }
+        let mut admin = BTreeMap::new();
+        let jobs = app.manifest.job_names();
+        for (job, entry) in raw.jobs {
+            if !jobs.contains(&job.get_ref().as_str())
+                && job.get_ref() != crate::placement::LOCAL_JOB
+            {
+                problems.push(diagnostic(
+                    job.span(),
+                    format!(
+                        "app `{}` has no job `{}` (jobs: {})",
+                        app.name(),
+                        job.get_ref(),
+                        jobs.join(", ")
+                    ),
+                ));
+                continue;
+            }
+            let entry = entry.into_inner();
+            match entry.admin.get_ref().parse::<SocketAddr>() {
+                Ok(address) => {
+                    admin.insert(job.into_inner(), address);
+                }
+                Err(_) => problems.push(diagnostic(
+                    entry.admin.span(),
+                    format!(
+                        "`admin` must be an IP address and port such as `127.0.0.1:9100`, not `{}`",
+                        entry.admin.get_ref()
+                    ),
+                )),
+            }
+        }
         if !problems.is_empty() {
             return Err(BindingsError::Invalid(problems));
         }
@@ -206,6 +250,7 @@ impl Bindings {
             path: path.to_path_buf(),
             revision: raw.revision,
             components,
+            admin,
             text: text.to_string(),
             internal_spans,
         })

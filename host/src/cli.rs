@@ -40,6 +40,9 @@ pub enum Command {
         /// The named layout (`[layouts.<name>]`) whose jobs to use [default: `[jobs]`].
         #[arg(long, env = "AMIMONO_LAYOUT")]
         layout: Option<String>,
+        /// Where the job's admin listener (`/healthz`, `/readyz`) listens [default: the bindings file's `[jobs.<job>] admin`, else a free loopback port].
+        #[arg(long, env = "AMIMONO_ADMIN")]
+        admin: Option<std::net::SocketAddr>,
     },
     /// Call an exported function of a component and print the result as WAVE.
     ///
@@ -148,6 +151,7 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             job,
             bindings,
             layout,
+            admin,
         } => {
             // The engine (its instance pool above all) is built while the
             // app or bundle is read: start-up is on the critical path.
@@ -188,6 +192,7 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 force_remote,
                 bindings,
                 &data_dir(&application),
+                admin,
             )
             .await
         }

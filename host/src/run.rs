@@ -1,6 +1,7 @@
 //! `amimono run`: what a process needs around a [`Job`]: binding the
 //! addresses of the bindings file (or free loopback ports), printing the
-//! URLs, and signals. On SIGTERM or SIGINT the job drains: it stops
+//! URLs (the admin listener's as `admin: <url>`), and signals. On SIGTERM
+//! or SIGINT the job turns not-ready (`/readyz` answers 503), stops
 //! accepting, lets requests and calls in flight finish within the shutdown
 //! grace period, and exits 0; a second signal, or the end of the grace
 //! period, stops it at once with a non-zero status.
@@ -34,6 +35,7 @@ pub async fn run(
     force_remote: bool,
     bindings: Option<Bindings>,
     data_dir: &Path,
+    admin: Option<SocketAddr>,
 ) -> Result<i32> {
     let app = application.app();
     let placement = Placement::for_job(app, job)?.with_force_remote(force_remote);
@@ -75,6 +77,14 @@ pub async fn run(
         tracing::info!(components = ?labels, address = %local, "serving calls from other jobs");
         listeners = listeners.rpc(labels, listener);
     }
+    // The admin listener: the flag (or AMIMONO_ADMIN), else the bindings
+    // file's `[jobs.<job>] admin`, else a free loopback port.
+    let admin_address = admin
+        .or_else(|| bindings.as_ref().and_then(|b| b.admin.get(job).copied()))
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let admin_listener = listen(admin_address, "admin").await?;
+    let admin_url = local_url(&admin_listener)?;
+    listeners = listeners.admin(admin_listener);
 
     let mut builder = application
         .job(job)
@@ -97,6 +107,7 @@ pub async fn run(
                 writeln!(out, "{label}: {url}").context("writing to stdout")?;
             }
         }
+        writeln!(out, "admin: {admin_url}").context("writing to stdout")?;
         out.flush().context("writing to stdout")?;
     }
     tracing::info!(

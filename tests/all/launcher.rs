@@ -37,6 +37,15 @@ fn bindings_ports_are_stable_and_checked_free() {
     };
     assert_eq!(port_of(&first, "greeter"), port_of(&first, "phrasebook"));
     assert_ne!(port_of(&first, "greeter"), port_of(&first, "frontend"));
+    // Each job has an admin listener of its own.
+    assert!(
+        first.contains("[jobs.web]\nadmin = \"127.0.0.1:"),
+        "{first}"
+    );
+    assert!(
+        first.contains("[jobs.backend]\nadmin = \"127.0.0.1:"),
+        "{first}"
+    );
     assert!(app.path().join(".amimono/ports.json").exists());
     // Again: the same ports.
     assert_eq!(bindings(app.path(), base), first);
@@ -99,7 +108,7 @@ fn start_up_without(app: &tempfile::TempDir, unset: &[&str]) -> Host {
         ],
         &[],
         unset,
-        &["frontend"],
+        &["frontend", "admin web", "admin backend"],
     )
 }
 
@@ -140,6 +149,15 @@ fn up_runs_one_process_per_job_and_says_which_job_died() {
     let reply = get(&format!("{}/hello/world", up.url("frontend")));
     assert_eq!(reply.status, 200, "{reply:?}");
     assert!(reply.body.starts_with("Hello, world! (visit "), "{reply:?}");
+    // Each job's admin listener, printed with the URLs, from the bindings file.
+    for job in ["web", "backend"] {
+        let ready = get(&format!("{}/readyz", up.url(&format!("admin {job}"))));
+        assert_eq!(
+            (ready.status, ready.body.as_str()),
+            (200, "ready\n"),
+            "{job}"
+        );
+    }
     let kids = children(up.pid());
     let mut jobs: Vec<String> = kids.iter().filter_map(|pid| job_of(*pid)).collect();
     jobs.sort();

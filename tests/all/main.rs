@@ -13,6 +13,7 @@ mod cargo_component;
 mod config;
 mod faults;
 mod hardening;
+mod health;
 mod hello_http;
 mod keyvalue;
 mod launcher;

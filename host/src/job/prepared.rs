@@ -10,6 +10,7 @@ use crate::host_state::{HostState, StoreSettings, new_store};
 use crate::manifest::BindingType;
 use crate::placement::Placement;
 use crate::remote::auth::Authentication;
+use crate::serve::admin::Readiness;
 use crate::serve::budget::MemoryBudget;
 use crate::serve::drain::Drain;
 use crate::serve::http::HttpComponent;
@@ -46,6 +47,7 @@ pub(super) struct JobParts {
 pub(super) struct Inner {
     pub parts: JobParts,
     pub drain: Drain,
+    pub readiness: Arc<Readiness>,
     prepared: Mutex<BTreeMap<String, Arc<PreparedGraph>>>,
     http: Mutex<BTreeMap<String, Arc<HttpComponent>>>,
     rpc: Mutex<BTreeMap<String, Arc<RpcComponent>>>,
@@ -67,6 +69,7 @@ impl Job {
             inner: Arc::new(Inner {
                 parts,
                 drain: Drain::new(),
+                readiness: Readiness::new(),
                 prepared: Mutex::default(),
                 http: Mutex::default(),
                 rpc: Mutex::default(),
@@ -138,6 +141,34 @@ impl Job {
         tokio::time::timeout(grace, self.inner.drain.finished())
             .await
             .is_ok()
+    }
+
+    /// Whether the job takes traffic: [`Job::serve`] runs, the jobs it
+    /// calls accepted a connection at start (or the start-up wait passed),
+    /// and the drain has not begun. What `GET /readyz` on the admin
+    /// listener reports.
+    pub fn is_ready(&self) -> bool {
+        self.inner.readiness.is_ready()
+    }
+
+    pub(crate) fn readiness(&self) -> &Arc<Readiness> {
+        &self.inner.readiness
+    }
+
+    /// The components of other jobs this job calls, and where.
+    pub(crate) fn callees(&self) -> Vec<crate::serve::admin::Callee> {
+        self.inner
+            .parts
+            .context
+            .targets
+            .values()
+            .filter_map(|target| {
+                Some(crate::serve::admin::Callee {
+                    label: target.label.clone(),
+                    authority: crate::serve::admin::authority_of(&target.base_url)?,
+                })
+            })
+            .collect()
     }
 
     /// The app's limits (`[limits]`), before any component's own.

@@ -21,6 +21,7 @@ pub struct Listeners {
     http: BTreeMap<String, TcpListener>,
     rpc: Vec<(Vec<String>, TcpListener)>,
     services: Vec<(TcpListener, EmbedderService)>,
+    admin: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -39,6 +40,15 @@ impl Listeners {
     /// `listener` (components of one address share one).
     pub fn rpc(mut self, labels: Vec<String>, listener: TcpListener) -> Self {
         self.rpc.push((labels, listener));
+        self
+    }
+
+    /// Serves the admin endpoints on `listener`: `GET /healthz` (alive) and
+    /// `GET /readyz` (200 once the job takes traffic, 503 from the moment
+    /// the drain begins; see [`Job::is_ready`]). It keeps answering while
+    /// the job drains.
+    pub fn admin(mut self, listener: TcpListener) -> Self {
+        self.admin = Some(listener);
         self
     }
 
@@ -140,8 +150,25 @@ impl Job {
                 self.drain_handle().clone(),
             )));
         }
+        if let Some(listener) = listeners.admin {
+            servers.push(tokio::spawn(crate::serve::admin::serve(
+                listener,
+                self.readiness().clone(),
+                self.app_limits(),
+                threads.clone(),
+            )));
+        }
         let workers = self.start_workers()?;
+        let becoming_ready = tokio::spawn(crate::serve::admin::become_ready(
+            self.callees(),
+            crate::serve::admin::READY_WAIT,
+            self.readiness().clone(),
+        ));
         shutdown.await;
+        // Not ready first: probes stop routing here while the requests in
+        // flight finish.
+        becoming_ready.abort();
+        self.readiness().set_draining();
         let drain = self.drain_handle();
         tracing::info!(job = %self.name(), in_flight = drain.in_flight(), grace_ms = self.shutdown_grace().as_millis() as u64, "draining: no new connections; requests in flight finish");
         drop(workers);

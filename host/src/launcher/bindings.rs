@@ -1,6 +1,7 @@
 //! Generating a localhost bindings file. Each HTTP component gets its own
 //! port; each job with `rpc` components gets one port its `rpc` components
-//! share. Ports are persisted in a `ports.json` beside the app (like
+//! share; each job gets one for its admin listener (`/healthz`, `/readyz`).
+//! Ports are persisted in a `ports.json` beside the app (like
 //! infra-generator's), so they stay the same from run to run, and every port
 //! handed out is checked free when the file is written.
 
@@ -19,7 +20,8 @@ pub const DEFAULT_BASE_PORT: u16 = 18000;
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct PortsFile {
     base_port: u16,
-    /// `<label>` for HTTP components, `job:<name>` for a job's rpc listener.
+    /// `<label>` for HTTP components, `job:<name>` for a job's rpc listener,
+    /// `admin:<name>` for a job's admin listener.
     ports: BTreeMap<String, u16>,
 }
 
@@ -76,6 +78,7 @@ pub fn localhost_bindings(
         }) {
             keys.push(format!("job:{job}"));
         }
+        keys.push(format!("admin:{job}"));
     }
 
     let mut assigned: BTreeMap<String, u16> = BTreeMap::new();
@@ -137,6 +140,11 @@ pub fn localhost_bindings(
                 "\n[components.{label}]   # job {job}\ntype = \"{}\"\ninternal = \"127.0.0.1:{port}\"\nexternal = \"http://127.0.0.1:{port}\"",
                 component.spec.binding
             )?;
+        }
+    }
+    for job in app.manifest.jobs.keys() {
+        if let Some(port) = assigned.get(&format!("admin:{job}")) {
+            writeln!(text, "\n[jobs.{job}]\nadmin = \"127.0.0.1:{port}\"")?;
         }
     }
     Ok(text)

@@ -1,8 +1,8 @@
 //! `amimono up <app>`: builds the bundle if the app changed, writes a
 //! localhost bindings file pinned to the revision, and runs one `amimono run`
 //! child per job. Child log lines (stderr) come out prefixed with the job
-//! name; once every HTTP component has an address, their URLs are printed as
-//! `<label>: <url>`. Ctrl-C or SIGTERM stops every child (and so does `up`
+//! name; once every HTTP component and every job's admin listener has an
+//! address, their URLs are printed as `<label>: <url>` and `admin <job>: <url>`. Ctrl-C or SIGTERM stops every child (and so does `up`
 //! dying: each child gets SIGTERM from the kernel); if a child dies,
 //! `up` says which, how, and its last log lines, stops the others and exits 1.
 
@@ -135,6 +135,7 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
             .collect();
     let mut last_lines: BTreeMap<String, VecDeque<String>> = BTreeMap::new();
     let mut urls: BTreeMap<String, String> = BTreeMap::new();
+    let mut admin_urls: BTreeMap<String, String> = BTreeMap::new();
     let mut announced = false;
     let mut recheck = tokio::time::interval(Duration::from_millis(20));
     let status = loop {
@@ -156,18 +157,25 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
                     Some((label, url)) if http_labels.iter().any(|l| l == label) => {
                         urls.insert(label.to_string(), url.to_string());
                     }
+                    Some(("admin", url)) => {
+                        admin_urls.insert(job.clone(), url.to_string());
+                    }
                     _ => println!("[{job}] {line}"),
                 }
                 remember(&mut last_lines, &job, line);
             }
             Some(Event::Recheck) => {
                 if http_labels.iter().all(|l| urls.contains_key(l))
+                    && children.keys().all(|job| admin_urls.contains_key(job))
                     && all_listening(&rpc_addresses).await
                 {
                     announced = true;
                     let mut out = std::io::stdout().lock();
                     for (label, url) in &urls {
                         writeln!(out, "{label}: {url}").context("writing to stdout")?;
+                    }
+                    for (job, url) in &admin_urls {
+                        writeln!(out, "admin {job}: {url}").context("writing to stdout")?;
                     }
                     out.flush().context("writing to stdout")?;
                     progress(format!(
