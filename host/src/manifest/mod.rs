@@ -198,7 +198,12 @@ pub struct JobSpec {
     pub name: String,
     /// Labels of the job's components, in manifest order.
     pub components: Vec<String>,
+    /// Processes that run the job side by side (`replicas`, default 1).
+    pub replicas: u32,
 }
+
+/// Most replicas a job may ask for.
+pub const MAX_REPLICAS: u32 = 100;
 
 /// Why a manifest could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -291,6 +296,8 @@ struct RawComponent {
 #[serde(deny_unknown_fields)]
 struct RawJob {
     components: Vec<Spanned<String>>,
+    #[serde(default)]
+    replicas: Option<Spanned<u32>>,
 }
 
 impl Manifest {
@@ -668,6 +675,13 @@ impl Checker<'_> {
             );
         }
 
+        let keyvalue = keyvalue.unwrap_or_default();
+        self.check_replicated_state(&raw.jobs, &components, &keyvalue, "");
+        for (name, layout_jobs) in &raw.layouts {
+            let context = format!("layout `{}`: ", name.get_ref());
+            self.check_replicated_state(layout_jobs, &components, &keyvalue, &context);
+        }
+
         Manifest {
             path: PathBuf::new(),
             dir: PathBuf::new(),
@@ -675,11 +689,52 @@ impl Checker<'_> {
             app: app.name.into_inner(),
             call_timeout,
             limits: app_limits,
-            keyvalue: keyvalue.unwrap_or_default(),
+            keyvalue,
             components,
             jobs,
             layout: None,
             layouts,
+        }
+    }
+
+    /// Refuses `replicas` above 1 on a job that keeps durable state on its
+    /// machine (key-value stores in the SQLite file, directories it writes):
+    /// every replica would keep a copy of its own.
+    fn check_replicated_state(
+        &mut self,
+        raw_jobs: &BTreeMap<Spanned<String>, Spanned<RawJob>>,
+        components: &BTreeMap<String, ComponentSpec>,
+        keyvalue: &KeyValueSection,
+        context: &str,
+    ) {
+        for (name, job) in raw_jobs {
+            let Some(replicas) = job.get_ref().replicas.as_ref() else {
+                continue;
+            };
+            if !(2..=MAX_REPLICAS).contains(replicas.get_ref()) {
+                continue;
+            }
+            for member in &job.get_ref().components {
+                let Some(component) = components.get(member.get_ref()) else {
+                    continue;
+                };
+                if let Some(state) = local_state(component, keyvalue) {
+                    let remedy = if state.contains("SQLite") {
+                        "use `[keyvalue] backend = \"redis\"` (one store every replica shares), or keep `replicas = 1`"
+                    } else {
+                        "keep `replicas = 1`"
+                    };
+                    self.problem(
+                        replicas.span(),
+                        format!(
+                            "{context}job `{}` has `replicas = {}`, but its component `{}` keeps durable state on the job's machine ({state}): each replica would keep a copy of its own; {remedy}",
+                            name.get_ref(),
+                            replicas.get_ref(),
+                            component.label
+                        ),
+                    );
+                }
+            }
         }
     }
 
@@ -732,16 +787,59 @@ impl Checker<'_> {
                 placed.insert(label.clone(), (name.get_ref().clone(), member.span()));
                 members.push(label.clone());
             }
+            let replicas = match &job.replicas {
+                Some(replicas) if !(1..=MAX_REPLICAS).contains(replicas.get_ref()) => {
+                    self.problem(
+                        replicas.span(),
+                        format!(
+                            "{context}job `{}`: `replicas` must be between 1 and {MAX_REPLICAS}, not {}",
+                            name.get_ref(),
+                            replicas.get_ref()
+                        ),
+                    );
+                    1
+                }
+                Some(replicas) => *replicas.get_ref(),
+                None => 1,
+            };
             jobs.insert(
                 name.get_ref().clone(),
                 JobSpec {
                     name: name.get_ref().clone(),
                     components: members,
+                    replicas,
                 },
             );
         }
         (jobs, placed)
     }
+}
+
+/// The durable state `component` keeps on its job's machine, described:
+/// key-value stores in the SQLite file, or directories it may write.
+/// `None` when it keeps none (Redis and in-memory stores are not local
+/// durable state).
+pub fn local_state(component: &ComponentSpec, keyvalue: &KeyValueSection) -> Option<String> {
+    let mut kept = Vec::new();
+    if !component.keyvalue.is_empty() && keyvalue.backend == KeyValueBackend::Sqlite {
+        let stores: Vec<String> = component
+            .keyvalue
+            .iter()
+            .map(|store| format!("`{store}`"))
+            .collect();
+        kept.push(format!(
+            "key-value store{} {} in SQLite",
+            if stores.len() == 1 { "" } else { "s" },
+            stores.join(", ")
+        ));
+    }
+    for grant in component.files.iter().filter(|grant| grant.writable) {
+        kept.push(format!(
+            "the directory `{}`, granted `mode = \"rw\"`",
+            grant.guest
+        ));
+    }
+    (!kept.is_empty()).then(|| kept.join("; "))
 }
 
 /// `ns:pkg/iface` with an optional `@version`.

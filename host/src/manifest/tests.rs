@@ -82,3 +82,23 @@ fn a_named_layout_replaces_the_jobs_when_selected() {
     assert!(unknown.contains("unknown layout `nope`"), "{unknown}");
     assert!(unknown.contains("`together`"), "{unknown}");
 }
+
+#[test]
+fn replicas_default_to_one_and_are_read_per_layout() {
+    let text = "[app]\nname = \"x\"\n\n[keyvalue]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n\n\
+                [components.a]\nsource = \"a.wasm\"\nkeyvalue = [\"s\"]\n\n\
+                [components.b]\nsource = \"b.wasm\"\n\n\
+                [jobs.one]\ncomponents = [\"a\"]\nreplicas = 3\n\n\
+                [jobs.two]\ncomponents = [\"b\"]\n\n\
+                [layouts.all.both]\ncomponents = [\"a\", \"b\"]\nreplicas = 2\n";
+    let mut manifest = Manifest::parse(Path::new("x.toml"), text.to_string()).unwrap();
+    assert_eq!(manifest.jobs["one"].replicas, 3);
+    assert_eq!(manifest.jobs["two"].replicas, 1);
+    // Redis keeps the state off the job's machine: replicas are allowed.
+    assert_eq!(
+        local_state(&manifest.components["a"], &manifest.keyvalue),
+        None
+    );
+    manifest.select_layout("all").unwrap();
+    assert_eq!(manifest.jobs["both"].replicas, 2);
+}
