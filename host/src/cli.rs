@@ -89,6 +89,20 @@ pub enum Command {
     },
     /// Print a new random cluster key (for AMIMONO_CLUSTER_KEY: every job of a deployment needs the same one).
     ClusterKey,
+    /// Write the manifests that deploy a bundle: Kubernetes (`kube`) or Compose (`compose`).
+    Deploy {
+        /// Where to deploy.
+        #[command(subcommand)]
+        target: DeployTarget,
+    },
+    /// GET a URL once and exit 0 on a 2xx answer (a container healthcheck: the image has no curl).
+    Probe {
+        /// The URL, e.g. http://127.0.0.1:9100/readyz.
+        url: String,
+        /// How long to wait for the answer, in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
     /// Build if needed and run every job as its own process on localhost until Ctrl-C.
     Up {
         /// The app: a directory holding `amimono.toml`, or the manifest.
@@ -103,6 +117,81 @@ pub enum Command {
         #[arg(long, env = "AMIMONO_LAYOUT")]
         layout: Option<String>,
     },
+}
+
+/// Where `amimono deploy` deploys to.
+#[derive(Debug, Subcommand)]
+pub enum DeployTarget {
+    /// Kubernetes manifests: per job a Deployment (or a StatefulSet with a volume claim where it keeps durable state) and a headless Service, a ConfigMap with the bindings file, and a stable Service per HTTP component selecting the revision to serve.
+    Kube {
+        /// The bundle (`.amimono`).
+        bundle: PathBuf,
+        #[command(flatten)]
+        common: DeployArgs,
+        /// The namespace of every object.
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        /// The revision the stable Services route traffic to [default: the bundle's].
+        #[arg(long)]
+        serve_revision: Option<String>,
+        /// The directory to write the manifests into.
+        #[arg(short = 'o', long = "out", default_value = "target/deploy/kube")]
+        out: PathBuf,
+    },
+    /// A Compose file (compose.yaml): one service per job, the bindings file as a config, healthchecks, volumes for durable state.
+    Compose {
+        /// The bundle (`.amimono`).
+        bundle: PathBuf,
+        #[command(flatten)]
+        common: DeployArgs,
+        /// The compose file to write (the bindings file goes beside it).
+        #[arg(
+            short = 'o',
+            long = "out",
+            default_value = "target/deploy/compose.yaml"
+        )]
+        out: PathBuf,
+    },
+}
+
+/// What `amimono deploy kube` and `compose` share.
+#[derive(Debug, clap::Args)]
+pub struct DeployArgs {
+    /// The image holding amimono and the bundle (`amimono image --tag`).
+    #[arg(long)]
+    image: String,
+    /// The named layout (`[layouts.<name>]`) whose jobs to deploy [default: `[jobs]`].
+    #[arg(long, env = "AMIMONO_LAYOUT")]
+    layout: Option<String>,
+    /// Deploy only this job (repeatable) [default: every job of the layout].
+    #[arg(long = "job")]
+    jobs: Vec<String>,
+    /// Refuse a bundle whose revision is not this one.
+    #[arg(long)]
+    expect_revision: Option<String>,
+}
+
+impl DeployArgs {
+    fn plan_options(&self) -> crate::deploy::plan::PlanOptions {
+        crate::deploy::plan::PlanOptions {
+            layout: self.layout.clone(),
+            jobs: self.jobs.clone(),
+            expect_revision: self.expect_revision.clone(),
+        }
+    }
+
+    fn image(&self) -> Result<crate::deploy::ImageRef> {
+        Ok(crate::deploy::ImageRef::parse(&self.image)?)
+    }
+}
+
+/// Prints the files a command wrote, one per line.
+fn print_written(files: &[PathBuf]) -> Result<i32> {
+    let mut out = std::io::stdout().lock();
+    for file in files {
+        writeln!(out, "wrote {}", file.display()).context("writing to stdout")?;
+    }
+    Ok(0)
 }
 
 /// Opens `path` with the named `layout`'s jobs in force, if given.
@@ -277,6 +366,46 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 crate::remote::auth::ClusterKey::generate().context("making a cluster key")?;
             writeln!(std::io::stdout().lock(), "{key}").context("writing to stdout")?;
             Ok(0)
+        }
+        Command::Deploy { target } => match target {
+            DeployTarget::Kube {
+                bundle,
+                common,
+                namespace,
+                serve_revision,
+                out,
+            } => {
+                let options = crate::deploy::kube::KubeOptions {
+                    image: common.image()?,
+                    namespace,
+                    serve_revision,
+                };
+                let written =
+                    crate::deploy::write_kube(&bundle, &common.plan_options(), &options, &out)?;
+                print_written(&written)
+            }
+            DeployTarget::Compose {
+                bundle,
+                common,
+                out,
+            } => {
+                let written = crate::deploy::write_compose(
+                    &bundle,
+                    &common.plan_options(),
+                    &common.image()?,
+                    &out,
+                )?;
+                print_written(&written)
+            }
+        },
+        Command::Probe { url, timeout_ms } => {
+            match crate::probe::probe(&url, std::time::Duration::from_millis(timeout_ms)).await {
+                Ok(()) => Ok(0),
+                Err(e) => {
+                    eprintln!("amimono probe: {e:#}");
+                    Ok(1)
+                }
+            }
         }
         Command::Up {
             app,

@@ -89,6 +89,7 @@ mod limits;
 mod link;
 mod manifest;
 mod placement;
+mod probe;
 mod remote;
 mod run;
 mod serve;

@@ -827,3 +827,18 @@ impl Deployment {
             .join("\n")
     }
 }
+
+/// The `kubernetes-validate` command (PyPI; the Kubernetes OpenAPI schemas,
+/// offline): `$AMIMONO_KUBERNETES_VALIDATE`, else the one `cargo xtask
+/// test` installs under `target/tools/py`.
+pub fn kubernetes_validate() -> PathBuf {
+    let path = std::env::var_os("AMIMONO_KUBERNETES_VALIDATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/tools/py/bin/kubernetes-validate"));
+    assert!(
+        path.exists(),
+        "{} does not exist: `cargo xtask test` installs it (or set AMIMONO_KUBERNETES_VALIDATE)",
+        path.display()
+    );
+    path
+}

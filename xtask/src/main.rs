@@ -128,6 +128,33 @@ fn ensure_debian_package(program: &str, package: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The deployment test tools from PyPI, in the same venv: the Kubernetes
+/// OpenAPI schemas with a validator (offline), and podman-compose.
+const PYTHON_TEST_TOOLS: [(&str, &str); 2] = [
+    ("kubernetes-validate", "1.37.0"),
+    ("podman-compose", "1.6.0"),
+];
+
+fn ensure_python_test_tools() -> Result<(), String> {
+    ensure_componentize_py()?;
+    let bin = root().join("target/tools/py/bin");
+    let missing: Vec<String> = PYTHON_TEST_TOOLS
+        .iter()
+        .filter(|(tool, _)| !bin.join(tool).exists())
+        .map(|(tool, version)| format!("{tool}=={version}"))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: installing {} under target/tools/py",
+        missing.join(", ")
+    );
+    run(Cmd::new(bin.join("pip"))
+        .args(["install", "--quiet"])
+        .args(missing.iter().map(String::as_str)))
+}
+
 fn build() -> Result<(), String> {
     ensure_rust_target(guests::TARGET)?;
     ensure_componentize_py()?;
@@ -186,6 +213,7 @@ fn test() -> Result<(), String> {
     ensure_debian_package("redis-server", "redis-server")?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     build()?;
+    ensure_python_test_tools()?;
     eprintln!("xtask: clippy (host target)");
     run(cargo().args([
         "clippy",
@@ -221,6 +249,14 @@ fn test() -> Result<(), String> {
     run(tests
         .env("AMIMONO_BIN", root().join("target/release/amimono"))
         .env("AMIMONO_CARGO_COMPONENT", cargo_component_path())
+        .env(
+            "AMIMONO_KUBERNETES_VALIDATE",
+            root().join("target/tools/py/bin/kubernetes-validate"),
+        )
+        .env(
+            "AMIMONO_PODMAN_COMPOSE",
+            root().join("target/tools/py/bin/podman-compose"),
+        )
         .env("AMIMONO_CACHE_DIR", root().join("target/amimono-cache")))?;
     fuzz::smoke(&root())?;
     eprintln!("xtask: quick benchmarks (so the suite cannot rot)");

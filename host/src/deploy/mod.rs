@@ -1,12 +1,74 @@
 //! Deploying a bundle beyond one machine: a container image of the bundle
-//! and the `amimono` binary ([`image`], `amimono image`), and the manifests
-//! that run it on Kubernetes and Compose (`amimono deploy kube|compose`).
+//! and the `amimono` binary (`image`, `amimono image`), and the manifests
+//! that run it on Kubernetes ([`kube`]) and Compose ([`compose`]), both
+//! translated from one [`plan::DeployPlan`] (`amimono deploy kube|compose`).
 //!
 //! Nothing here talks to a registry, a container engine or a cluster: each
 //! command writes files that the usual tools (`podman load`, `kind load`,
 //! `kubectl apply`, `docker compose up`) take.
 
+pub mod compose;
+pub mod kube;
+pub mod plan;
+
+use anyhow::{Context, Result};
 use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Writes the Kubernetes manifests of `bundle` into `dir`; the files written.
+pub fn write_kube(
+    bundle: &Path,
+    plan_options: &plan::PlanOptions,
+    options: &kube::KubeOptions,
+    dir: &Path,
+) -> Result<Vec<PathBuf>> {
+    let plan = plan::DeployPlan::load(bundle, plan_options)?;
+    let files = kube::manifests(&plan, options)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut written = Vec::new();
+    for (name, text) in [files.revision, files.serve] {
+        let path = dir.join(name);
+        write_atomically(&path, &text)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Writes the compose file of `bundle` to `out`, and the bindings file it
+/// mounts beside it; the files written.
+pub fn write_compose(
+    bundle: &Path,
+    plan_options: &plan::PlanOptions,
+    image: &ImageRef,
+    out: &Path,
+) -> Result<Vec<PathBuf>> {
+    let plan = plan::DeployPlan::load(bundle, plan_options)?;
+    let bindings_name = format!("{}-{}.bindings.toml", plan.app, plan.short_revision());
+    let files = compose::compose_file(
+        &plan,
+        &compose::ComposeOptions {
+            image: image.clone(),
+            bindings_file: bindings_name.clone(),
+        },
+    )?;
+    let dir = out
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let bindings = dir.join(bindings_name);
+    write_atomically(&bindings, &files.bindings)?;
+    write_atomically(out, &files.compose)?;
+    Ok(vec![out.to_path_buf(), bindings])
+}
+
+/// Writes `text` to `path` through a temporary file and a rename: a reader
+/// never sees half a file.
+fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, text).with_context(|| format!("writing {}", temporary.display()))?;
+    std::fs::rename(&temporary, path).with_context(|| format!("writing {}", path.display()))
+}
 
 /// An image reference (`[registry/]repository[:tag][@digest]`), checked
 /// against the distribution spec's grammar; kept as the user wrote it.

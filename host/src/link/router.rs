@@ -189,6 +189,24 @@ pub fn served_to_other_jobs(
     served
 }
 
+/// The jobs whose components `placement`'s components call (routes that
+/// leave the process), by name; imports that do not route are skipped
+/// (preparing the job reports them).
+pub fn jobs_called_by(app: &App, placement: &Placement) -> BTreeSet<String> {
+    let mut called = BTreeSet::new();
+    for importer in &placement.members {
+        let Some(component) = app.component(importer) else {
+            continue;
+        };
+        for import in component.world.imports.iter().filter(|i| i.is_interface) {
+            if let Ok(Route::Remote { job, .. }) = route(app, placement, importer, &import.name) {
+                called.insert(job);
+            }
+        }
+    }
+    called
+}
+
 /// Whether the host itself provides `name`.
 pub fn host_interface(name: &InterfaceName) -> Option<HostInterface> {
     if let Some(interface) = MemberInterface::of(name) {
