@@ -11,6 +11,7 @@ mod call;
 mod capabilities;
 mod cargo_component;
 mod config;
+mod containers;
 mod deploy;
 mod faults;
 mod hardening;

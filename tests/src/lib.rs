@@ -842,3 +842,33 @@ pub fn kubernetes_validate() -> PathBuf {
     );
     path
 }
+
+/// `podman` with this machine's settings (`tests/podman/containers.conf`:
+/// runc, lower ulimits; see FACTS.md).
+pub fn podman() -> Command {
+    let mut command = Command::new("podman");
+    command.env(
+        "CONTAINERS_CONF",
+        root().join("tests/podman/containers.conf"),
+    );
+    command
+}
+
+/// podman-compose (PyPI): `$AMIMONO_PODMAN_COMPOSE`, else the one `cargo
+/// xtask test` installs under `target/tools/py`; with [`podman`]'s settings.
+pub fn podman_compose() -> Command {
+    let path = std::env::var_os("AMIMONO_PODMAN_COMPOSE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/tools/py/bin/podman-compose"));
+    assert!(
+        path.exists(),
+        "{} does not exist: `cargo xtask test` installs it (or set AMIMONO_PODMAN_COMPOSE)",
+        path.display()
+    );
+    let mut command = Command::new(path);
+    command.env(
+        "CONTAINERS_CONF",
+        root().join("tests/podman/containers.conf"),
+    );
+    command
+}

@@ -13,7 +13,7 @@
 
 use super::ImageRef;
 use super::kube::{RUN_AS, seconds_up};
-use super::plan::{ADMIN_PORT, BINARY_PATH, BINDINGS_PATH, DATA_PATH, DeployPlan, JobPlan};
+use super::plan::{BINARY_PATH, BINDINGS_PATH, DATA_PATH, DeployPlan, JobPlan};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -231,7 +231,7 @@ fn service(plan: &DeployPlan, job: &JobPlan, options: &ComposeOptions) -> Compos
                 "CMD".into(),
                 BINARY_PATH.into(),
                 "probe".into(),
-                format!("http://127.0.0.1:{ADMIN_PORT}/readyz"),
+                format!("http://127.0.0.1:{}/readyz", job.admin_port),
             ],
             interval: "5s".into(),
             timeout: "3s".into(),

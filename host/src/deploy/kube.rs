@@ -16,9 +16,7 @@
 //! again with `--serve-revision`.
 
 use super::ImageRef;
-use super::plan::{
-    ADMIN_PORT, BINDINGS_PATH, DATA_PATH, DeployPlan, JobPlan, RPC_PORT, SHORT_REVISION,
-};
+use super::plan::{BINDINGS_PATH, DATA_PATH, DeployPlan, JobPlan, SHORT_REVISION};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
@@ -247,7 +245,7 @@ fn job_service(job: &JobPlan, names: &Names<'_>) -> Service {
     if !job.rpc.is_empty() {
         ports.push(ServicePort {
             name: Some("rpc".into()),
-            port: i32::from(RPC_PORT),
+            port: i32::from(job.rpc_port),
             target_port: Some(IntOrString::String("rpc".into())),
             protocol: Some("TCP".into()),
             ..ServicePort::default()
@@ -258,7 +256,7 @@ fn job_service(job: &JobPlan, names: &Names<'_>) -> Service {
         // job that serves nothing else (workers).
         ports.push(ServicePort {
             name: Some("admin".into()),
-            port: i32::from(ADMIN_PORT),
+            port: i32::from(job.admin_port),
             target_port: Some(IntOrString::String("admin".into())),
             protocol: Some("TCP".into()),
             ..ServicePort::default()
@@ -463,14 +461,14 @@ fn container(
     if !job.rpc.is_empty() {
         ports.push(ContainerPort {
             name: Some("rpc".into()),
-            container_port: i32::from(RPC_PORT),
+            container_port: i32::from(job.rpc_port),
             protocol: Some("TCP".into()),
             ..ContainerPort::default()
         });
     }
     ports.push(ContainerPort {
         name: Some("admin".into()),
-        container_port: i32::from(ADMIN_PORT),
+        container_port: i32::from(job.admin_port),
         protocol: Some("TCP".into()),
         ..ContainerPort::default()
     });

@@ -5,10 +5,12 @@
 //! file every job reads. The generators ([`super::kube`],
 //! [`super::compose`]) only translate a plan into their objects.
 //!
-//! Every job runs in its own container (its own network namespace), so
-//! the ports are fixed: HTTP component *i* of the app (in label order)
-//! listens on `8080 + i`, a job's rpc listener on [`RPC_PORT`], its admin
-//! listener on [`ADMIN_PORT`]; all on `0.0.0.0`.
+//! Ports are fixed and distinct across the app, so one bindings file fits
+//! every job whether each runs in a network namespace of its own (a pod)
+//! or several share one host (Compose publishing ports, `podman kube
+//! play`, host networking): HTTP component *i* of the app (in label order)
+//! listens on `8080 + i`, job *j* (in name order) has its rpc listener on
+//! `9000 + j` and its admin listener on `9100 + j`; all on `0.0.0.0`.
 
 use crate::app::App;
 use crate::application::Application;
@@ -23,10 +25,12 @@ use std::time::Duration;
 
 /// Port of the first HTTP component; the others follow in label order.
 pub const FIRST_HTTP_PORT: u16 = 8080;
-/// Port of each job's rpc listener (calls from other jobs).
-pub const RPC_PORT: u16 = 9000;
-/// Port of each job's admin listener (`/healthz`, `/readyz`).
-pub const ADMIN_PORT: u16 = 9100;
+/// Port of the first job's rpc listener (calls from other jobs).
+pub const FIRST_RPC_PORT: u16 = 9000;
+/// Port of the first job's admin listener (`/healthz`, `/readyz`).
+pub const FIRST_ADMIN_PORT: u16 = 9100;
+/// Most jobs a layout may have here (their ports must not overlap).
+const MAX_JOBS: u16 = FIRST_ADMIN_PORT - FIRST_RPC_PORT;
 /// The `amimono` binary in the image.
 pub const BINARY_PATH: &str = "/usr/local/bin/amimono";
 /// Where the bindings file is mounted in the container.
@@ -77,8 +81,12 @@ pub struct JobPlan {
     pub components: Vec<String>,
     /// Its HTTP components and their ports.
     pub http: Vec<HttpPort>,
-    /// Its rpc components other jobs call (they share [`RPC_PORT`]).
+    /// Its rpc components other jobs call (they share `rpc_port`).
     pub rpc: Vec<String>,
+    /// Where its rpc listener listens.
+    pub rpc_port: u16,
+    /// Where its admin listener listens.
+    pub admin_port: u16,
     /// The durable state it keeps on its machine, described; `None` when
     /// it keeps none (it then needs no volume that outlives a pod).
     pub local_state: Option<String>,
@@ -139,9 +147,17 @@ impl DeployPlan {
         };
         let app = application.app();
         let http_ports = http_ports(app)?;
+        if app.manifest.jobs.len() > usize::from(MAX_JOBS) {
+            bail!(
+                "app `{}` has {} jobs in this layout; a deployment holds at most {MAX_JOBS}",
+                app.name(),
+                app.manifest.jobs.len()
+            );
+        }
         let mut all_jobs = Vec::new();
-        for job in app.manifest.jobs.keys() {
-            all_jobs.push(job_plan(app, job, &http_ports)?);
+        for (index, job) in (0u16..).zip(app.manifest.jobs.keys()) {
+            let ports = (FIRST_RPC_PORT + index, FIRST_ADMIN_PORT + index);
+            all_jobs.push(job_plan(app, job, &http_ports, ports)?);
         }
         for job in &options.jobs {
             if !app.manifest.jobs.contains_key(job) {
@@ -195,15 +211,15 @@ impl DeployPlan {
                     label.clone(),
                     BindingsEntry {
                         kind: BindingType::Rpc,
-                        internal: format!("0.0.0.0:{RPC_PORT}"),
-                        external: external(job, RPC_PORT),
+                        internal: format!("0.0.0.0:{}", job.rpc_port),
+                        external: external(job, job.rpc_port),
                     },
                 );
             }
             jobs.insert(
                 job.name.clone(),
                 BindingsJob {
-                    admin: format!("0.0.0.0:{ADMIN_PORT}"),
+                    admin: format!("0.0.0.0:{}", job.admin_port),
                 },
             );
         }
@@ -265,12 +281,12 @@ fn http_ports(app: &App) -> Result<BTreeMap<String, u16>> {
         let port = u16::try_from(i)
             .ok()
             .and_then(|i| FIRST_HTTP_PORT.checked_add(i))
-            .filter(|port| *port < RPC_PORT)
+            .filter(|port| *port < FIRST_RPC_PORT)
             .with_context(|| {
                 format!(
                     "app `{}` has more HTTP components than ports {FIRST_HTTP_PORT}–{} hold",
                     app.name(),
-                    RPC_PORT - 1
+                    FIRST_RPC_PORT - 1
                 )
             })?;
         ports.insert(component.spec.label.clone(), port);
@@ -278,7 +294,13 @@ fn http_ports(app: &App) -> Result<BTreeMap<String, u16>> {
     Ok(ports)
 }
 
-fn job_plan(app: &App, job: &str, http_ports: &BTreeMap<String, u16>) -> Result<JobPlan> {
+/// The plan of `job`, its rpc and admin listeners on `(rpc_port, admin_port)`.
+fn job_plan(
+    app: &App,
+    job: &str,
+    http_ports: &BTreeMap<String, u16>,
+    (rpc_port, admin_port): (u16, u16),
+) -> Result<JobPlan> {
     let placement = Placement::for_job(app, job)?;
     let spec = &app.manifest.jobs[job];
     let http: Vec<HttpPort> = placement
@@ -309,6 +331,8 @@ fn job_plan(app: &App, job: &str, http_ports: &BTreeMap<String, u16>) -> Result<
         needs_cluster_key: !rpc.is_empty() || calls_others,
         http,
         rpc,
+        rpc_port,
+        admin_port,
         local_state: (!states.is_empty()).then(|| states.join("; ")),
         secrets,
         memory_budget_bytes: app.manifest.limits.memory_budget_bytes,
