@@ -1,5 +1,6 @@
 //! `amimono run`: what a process needs around a [`Job`]: binding the
-//! addresses of the bindings file (or free loopback ports), printing the
+//! addresses of the bindings file (its replica's entries, `--replica`, when
+//! the file lists one per replica; or free loopback ports), printing the
 //! URLs (the admin listener's as `admin: <url>`), and signals. On SIGTERM
 //! or SIGINT the job turns not-ready (`/readyz` answers 503), stops
 //! accepting, lets requests and calls in flight finish within the shutdown

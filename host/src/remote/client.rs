@@ -169,6 +169,17 @@ pub enum RemoteCallError {
         /// Until the next probe.
         retry_in: Duration,
     },
+    /// The callee's URLs name hosts that resolve to no address (yet): the
+    /// call was not sent.
+    #[error(
+        "remote call to {call} at {address} not sent: the host names resolve to no address (the callee's job may not run yet, or its name is wrong)"
+    )]
+    NoAddress {
+        /// `<label>.<function>`.
+        call: String,
+        /// The callee's URLs.
+        address: String,
+    },
     /// The values could not be encoded or the answer decoded.
     #[error("remote call to {call} at {address} failed: {detail}")]
     Protocol {
@@ -261,11 +272,9 @@ impl RemoteClient {
                         });
                     }
                     Pick::NoAddress => {
-                        return Err(RemoteCallError::Transport {
+                        return Err(RemoteCallError::NoAddress {
                             call,
                             address: target.endpoints.describe(),
-                            detail: "no address: the callee's names resolve to no address"
-                                .to_string(),
                         });
                     }
                 },
@@ -455,3 +464,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests;
