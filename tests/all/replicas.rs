@@ -238,7 +238,7 @@ fn up_starts_every_replica_and_the_frontend_answers() {
     let app = temp_app(&replicated_hello_manifest(2));
     let bundle = app.path().join("hello.amimono");
     let base = free_port().to_string();
-    let up = Host::start_with(
+    let mut up = Host::start_with(
         &[
             "up",
             app.path().to_str().unwrap(),
@@ -284,4 +284,20 @@ fn up_starts_every_replica_and_the_frontend_answers() {
             up.stderr()
         );
     }
+    // A replica that dies stops `up`, which names it.
+    let replica_one = child_pids(up.pid())
+        .into_iter()
+        .find(|pid| env_of(*pid, "AMIMONO_REPLICA").as_deref() == Some("1"))
+        .unwrap();
+    signal_pid(replica_one, libc::SIGKILL);
+    let status = up
+        .wait_exit(Duration::from_secs(30))
+        .expect("up did not exit");
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        up.stderr()
+            .contains("job `backend#1` was killed by signal 9; its last log lines:"),
+        "{}",
+        up.stderr()
+    );
 }
