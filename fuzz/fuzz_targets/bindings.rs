@@ -30,12 +30,20 @@ fuzz_target!(|data: &[u8]| {
                     app.component(label).is_some(),
                     "unknown component `{label}` accepted"
                 );
-                assert!(
-                    address.external.starts_with("http://")
-                        || address.external.starts_with("https://"),
-                    "external address `{}` accepted",
-                    address.external
-                );
+                for url in address.urls() {
+                    assert!(
+                        url.starts_with("http://") || url.starts_with("https://"),
+                        "external address `{url}` accepted"
+                    );
+                }
+                // A list has one entry per replica of the component's job.
+                let replicas = app
+                    .component(label)
+                    .and_then(|c| app.manifest.jobs.get(&c.spec.job))
+                    .map_or(1, |job| job.replicas as usize);
+                for count in [address.internal.values().len(), address.urls().len()] {
+                    assert!(count == 1 || count == replicas, "{count} entries accepted");
+                }
             }
             for label in app.components.keys() {
                 let _ = bindings.require(app, label).map_err(|e| e.to_string());

@@ -363,6 +363,7 @@ components = ["web"]
 
 [jobs.back]
 components = ["api", "worker"]
+replicas = 2
 "#;
 
 /// The app of [`BINDINGS_APP_MANIFEST`], with made-up component worlds (the

@@ -9,27 +9,95 @@
 //! internal = "127.0.0.1:8080"          # where this host listens
 //! external = "http://127.0.0.1:8080"   # how others reach it
 //!
+//! [components.greeter]                 # its job has `replicas = 2`
+//! type = "rpc"
+//! internal = ["127.0.0.1:9000", "127.0.0.1:9001"]   # replica i listens on entry i
+//!
 //! [jobs.web]
 //! admin = "127.0.0.1:9100"             # the job's health and readiness probes
 //! ```
+//!
+//! `internal`, `external` and `admin` each take one value or a list
+//! ([`PerReplica`]): one value serves every replica of the job (each on its
+//! own machine or IP, as on Kubernetes or Compose), a list gives replica *i*
+//! entry *i* (replicas side by side on one machine) and must have one entry
+//! per replica. `external` as a list is every replica's URL; callers spread
+//! their calls over all of them.
 
 use crate::app::App;
 use crate::manifest::{BindingType, Diagnostic, ReadTextError};
 use crate::placement::Placement;
 use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+/// A value of the bindings file given once for every replica of a job, or
+/// once per replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PerReplica<T> {
+    /// One value for every replica (each replica runs on its own machine or
+    /// IP, as on Kubernetes or Compose).
+    All(T),
+    /// Entry `i` for replica `i` (replicas side by side on one machine).
+    Each(Vec<T>),
+}
+
+impl<T> PerReplica<T> {
+    /// The value of replica `replica`, if the list has an entry for it.
+    pub fn get(&self, replica: u32) -> Option<&T> {
+        match self {
+            PerReplica::All(value) => Some(value),
+            PerReplica::Each(values) => values.get(usize::try_from(replica).ok()?),
+        }
+    }
+
+    /// Every value given: the one value, or the list.
+    pub fn values(&self) -> &[T] {
+        match self {
+            PerReplica::All(value) => std::slice::from_ref(value),
+            PerReplica::Each(values) => values,
+        }
+    }
+
+    fn map<U>(&self, f: impl Fn(&T) -> U) -> PerReplica<U> {
+        match self {
+            PerReplica::All(value) => PerReplica::All(f(value)),
+            PerReplica::Each(values) => PerReplica::Each(values.iter().map(f).collect()),
+        }
+    }
+}
+
 /// One component's addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Address {
-    /// Where the component's job listens for it.
-    pub internal: SocketAddr,
-    /// The base URL others reach it at.
-    pub external: String,
+    /// Where the component's job listens for it, per replica.
+    pub internal: PerReplica<SocketAddr>,
+    /// The base URL others reach it at: one for the whole job (a name that
+    /// may resolve to every replica's address), or each replica's.
+    pub external: PerReplica<String>,
+}
+
+impl Address {
+    /// Where replica `replica` of the component's job listens for it.
+    pub fn internal_of(&self, replica: u32) -> Option<SocketAddr> {
+        self.internal.get(replica).copied()
+    }
+
+    /// The URL replica `replica` of the component's job is reached at.
+    pub fn external_of(&self, replica: u32) -> Option<&str> {
+        self.external.get(replica).map(String::as_str)
+    }
+
+    /// Every URL the component is reached at: callers spread their calls
+    /// over them (and over every address each name resolves to).
+    pub fn urls(&self) -> &[String] {
+        self.external.values()
+    }
 }
 
 /// A checked bindings file.
@@ -42,11 +110,23 @@ pub struct Bindings {
     /// Addresses by component label.
     pub components: BTreeMap<String, Address>,
     /// Admin listener addresses (`[jobs.<job>] admin`), by job.
-    pub admin: BTreeMap<String, SocketAddr>,
+    pub admin: BTreeMap<String, PerReplica<SocketAddr>>,
     /// The file's text and where each `internal` value is in it, for
     /// diagnostics about the addresses.
     text: String,
-    internal_spans: BTreeMap<String, Range<usize>>,
+    internal_spans: BTreeMap<String, PerReplica<Range<usize>>>,
+    /// Every list of the file, for diagnostics about replicas.
+    lists: Vec<ListSpan>,
+}
+
+/// Where a list value is, whose it is and how long it is.
+#[derive(Debug, Clone)]
+struct ListSpan {
+    /// The component (`internal`, `external`) or the job (`admin`).
+    owner: String,
+    key: &'static str,
+    span: Range<usize>,
+    len: usize,
 }
 
 /// Why a bindings file cannot be used.
@@ -74,6 +154,17 @@ pub enum BindingsError {
         job: String,
         /// One diagnostic per conflict, at the later entry's `internal`.
         conflicts: Vec<Diagnostic>,
+    },
+    /// Lists of the file have no entry for the replica this process runs
+    /// (`--replica`, `AMIMONO_REPLICA`).
+    #[error("bindings file (AMIMONO_BINDINGS) has no address for replica {replica} of job `{job}` (--replica, AMIMONO_REPLICA):\n{}", .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n\n"))]
+    NoReplicaEntry {
+        /// The job.
+        job: String,
+        /// The replica asked for.
+        replica: u32,
+        /// One diagnostic per list without an entry for it.
+        problems: Vec<Diagnostic>,
     },
     /// The file is pinned to another revision than the app's.
     #[error(
@@ -117,7 +208,7 @@ struct RawBindings {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawJobEntry {
-    admin: Spanned<String>,
+    admin: Spanned<OneOrList>,
 }
 
 #[derive(Deserialize)]
@@ -125,9 +216,50 @@ struct RawJobEntry {
 struct RawEntry {
     #[serde(rename = "type")]
     kind: Spanned<BindingType>,
-    internal: Spanned<String>,
+    internal: Spanned<OneOrList>,
     #[serde(default)]
-    external: Option<Spanned<String>>,
+    external: Option<Spanned<OneOrList>>,
+}
+
+/// A string, or a list of strings (each with its span).
+enum OneOrList {
+    One(String),
+    List(Vec<Spanned<String>>),
+}
+
+impl<'de> Deserialize<'de> for OneOrList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OneOrListVisitor;
+        impl<'de> Visitor<'de> for OneOrListVisitor {
+            type Value = OneOrList;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, or a list of strings with one per replica")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<OneOrList, E> {
+                Ok(OneOrList::One(value.to_string()))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrList, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Spanned<String>>()? {
+                    items.push(item);
+                }
+                Ok(OneOrList::List(items))
+            }
+        }
+        deserializer.deserialize_any(OneOrListVisitor)
+    }
+}
+
+/// What a value's list must fit: the key, and the job whose replicas the
+/// entries stand for.
+struct ListOf<'a> {
+    key: &'static str,
+    owner: &'a str,
+    job: &'a str,
+    replicas: u32,
 }
 
 impl Bindings {
@@ -145,16 +277,17 @@ impl Bindings {
 
     /// Parses bindings `text` (read from `path`) and checks it against `app`.
     pub fn parse(path: &Path, text: &str, app: &App) -> Result<Bindings, BindingsError> {
-        let diagnostic = |span, message: String| Diagnostic::new(path, text, Some(span), message);
         let raw: RawBindings =
             crate::manifest::deserialize_all(path, text).map_err(BindingsError::Invalid)?;
-        let mut problems = Vec::new();
+        let mut problems: Vec<(Range<usize>, String)> = Vec::new();
+        let mut lists = Vec::new();
         let mut components = BTreeMap::new();
         let mut internal_spans = BTreeMap::new();
+        let replicas_of = |job: &str| app.manifest.jobs.get(job).map_or(1, |j| j.replicas);
         for (label, entry) in raw.components {
             let entry = entry.into_inner();
             let Some(component) = app.component(label.get_ref()) else {
-                problems.push(diagnostic(
+                problems.push((
                     label.span(),
                     format!(
                         "app `{}` has no component `{}` (components: {})",
@@ -170,7 +303,7 @@ impl Bindings {
                 continue;
             };
             if *entry.kind.get_ref() != component.spec.binding {
-                problems.push(diagnostic(
+                problems.push((
                     entry.kind.span(),
                     format!(
                         "component `{}` has binding `{}` in the manifest, not `{}`",
@@ -180,36 +313,41 @@ impl Bindings {
                     ),
                 ));
             }
-            let internal = match entry.internal.get_ref().parse::<SocketAddr>() {
-                Ok(addr) => addr,
-                Err(_) => {
-                    problems.push(diagnostic(
-                        entry.internal.span(),
-                        format!(
-                            "`internal` must be an IP address and port such as `127.0.0.1:8080`, not `{}`",
-                            entry.internal.get_ref()
-                        ),
-                    ));
-                    continue;
-                }
+            let job = component.spec.job.as_str();
+            let of = |key| ListOf {
+                key,
+                owner: label.get_ref(),
+                job,
+                replicas: replicas_of(job),
             };
-            let external = match entry.external {
-                Some(external) => {
-                    let url = external.get_ref().trim_end_matches('/').to_string();
-                    if !(url.starts_with("http://") || url.starts_with("https://")) {
-                        problems.push(diagnostic(
-                            external.span(),
-                            format!(
-                                "`external` must be a URL such as `http://127.0.0.1:8080`, not `{}`",
-                                external.get_ref()
-                            ),
-                        ));
-                    }
-                    url
-                }
-                None => format!("http://{internal}"),
+            let internal = per_replica(
+                &entry.internal,
+                &of("internal"),
+                parse_socket_address("internal", "127.0.0.1:8080"),
+                &mut problems,
+                &mut lists,
+            );
+            if let Some((internal, spans)) = &internal {
+                distinct_per_replica(internal, spans, job, &mut problems);
+            }
+            let external = entry.external.as_ref().map(|external| {
+                per_replica(
+                    external,
+                    &of("external"),
+                    parse_url,
+                    &mut problems,
+                    &mut lists,
+                )
+            });
+            let Some((internal, spans)) = internal else {
+                continue;
             };
-            internal_spans.insert(label.get_ref().clone(), entry.internal.span());
+            let external = match external {
+                Some(Some((external, _))) => external,
+                Some(None) => continue,
+                None => internal.map(|address| format!("http://{address}")),
+            };
+            internal_spans.insert(label.get_ref().clone(), spans);
             components.insert(label.into_inner(), Address { internal, external });
         }
         let mut admin = BTreeMap::new();
@@ -218,7 +356,7 @@ impl Bindings {
             if !jobs.contains(&job.get_ref().as_str())
                 && job.get_ref() != crate::placement::LOCAL_JOB
             {
-                problems.push(diagnostic(
+                problems.push((
                     job.span(),
                     format!(
                         "app `{}` has no job `{}` (jobs: {})",
@@ -230,21 +368,31 @@ impl Bindings {
                 continue;
             }
             let entry = entry.into_inner();
-            match entry.admin.get_ref().parse::<SocketAddr>() {
-                Ok(address) => {
-                    admin.insert(job.into_inner(), address);
-                }
-                Err(_) => problems.push(diagnostic(
-                    entry.admin.span(),
-                    format!(
-                        "`admin` must be an IP address and port such as `127.0.0.1:9100`, not `{}`",
-                        entry.admin.get_ref()
-                    ),
-                )),
+            let of = ListOf {
+                key: "admin",
+                owner: job.get_ref(),
+                job: job.get_ref(),
+                replicas: replicas_of(job.get_ref()),
+            };
+            if let Some((address, spans)) = per_replica(
+                &entry.admin,
+                &of,
+                parse_socket_address("admin", "127.0.0.1:9100"),
+                &mut problems,
+                &mut lists,
+            ) {
+                distinct_per_replica(&address, &spans, job.get_ref(), &mut problems);
+                admin.insert(job.into_inner(), address);
             }
         }
         if !problems.is_empty() {
-            return Err(BindingsError::Invalid(problems));
+            problems.sort_by_key(|(span, _)| (span.start, span.end));
+            return Err(BindingsError::Invalid(
+                problems
+                    .into_iter()
+                    .map(|(span, message)| Diagnostic::new(path, text, Some(span), message))
+                    .collect(),
+            ));
         }
         Ok(Bindings {
             path: path.to_path_buf(),
@@ -253,35 +401,92 @@ impl Bindings {
             admin,
             text: text.to_string(),
             internal_spans,
+            lists,
         })
     }
 
-    /// Refuses addresses on which the job of `placement` could not listen:
-    /// an HTTP component's address that overlaps another HTTP component's
-    /// or an rpc listener's, or two rpc listeners that overlap. The rpc
-    /// components of one job given the same address share one listener;
-    /// components of other jobs run on other machines and may use the same
-    /// addresses. Port 0 (any free port) never conflicts.
-    pub fn check_addresses(&self, app: &App, placement: &Placement) -> Result<(), BindingsError> {
+    /// Refuses replica `replica` of the job of `placement` when a list of
+    /// the file has no entry for it: the `internal` or `external` of one of
+    /// the job's components, or the job's `admin`. Every such list is named
+    /// at its line and column.
+    pub fn check_replica(&self, placement: &Placement, replica: u32) -> Result<(), BindingsError> {
+        let index = usize::try_from(replica).unwrap_or(usize::MAX);
+        let mut missing: Vec<&ListSpan> = self
+            .lists
+            .iter()
+            .filter(|list| {
+                let ours = if list.key == "admin" {
+                    list.owner == placement.job
+                } else {
+                    placement.members.contains(&list.owner)
+                };
+                ours && list.len <= index
+            })
+            .collect();
+        missing.sort_by_key(|list| list.span.start);
+        let problems: Vec<Diagnostic> = missing
+            .into_iter()
+            .map(|list| {
+                let whose = if list.key == "admin" {
+                    format!("job `{}`", list.owner)
+                } else {
+                    format!("`{}`", list.owner)
+                };
+                let message = format!(
+                    "`{}` of {whose} lists {} (replicas 0–{}), none for replica {replica}",
+                    list.key,
+                    entries(list.len),
+                    list.len.saturating_sub(1)
+                );
+                Diagnostic::new(&self.path, &self.text, Some(list.span.clone()), message)
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(BindingsError::NoReplicaEntry {
+                job: placement.job.clone(),
+                replica,
+                problems,
+            })
+        }
+    }
+
+    /// Refuses addresses on which replica `replica` of the job of
+    /// `placement` could not listen: an HTTP component's address that
+    /// overlaps another HTTP component's or an rpc listener's, or two rpc
+    /// listeners that overlap. The rpc components of one job given the same
+    /// address share one listener; components of other jobs run on other
+    /// machines and may use the same addresses. Port 0 (any free port)
+    /// never conflicts.
+    pub fn check_addresses(
+        &self,
+        app: &App,
+        placement: &Placement,
+        replica: u32,
+    ) -> Result<(), BindingsError> {
         let binding_of = |label: &str| app.component(label).map(|c| c.spec.binding);
+        let internal_of = |label: &str| {
+            self.components
+                .get(label)
+                .and_then(|address| address.internal_of(replica))
+        };
         // The listeners `amimono run` opens, in its order: one per HTTP
         // component, then one per distinct rpc address of the rpc components
         // the router says other processes call.
         let mut listeners: Vec<(SocketAddr, Vec<&str>)> = Vec::new();
         for label in &placement.members {
             if binding_of(label.as_str()) == Some(BindingType::Http)
-                && let Some(address) = self.components.get(label)
+                && let Some(address) = internal_of(label)
             {
-                listeners.push((address.internal, vec![label.as_str()]));
+                listeners.push((address, vec![label.as_str()]));
             }
         }
         let mut rpc: BTreeMap<SocketAddr, Vec<&str>> = BTreeMap::new();
         let rpc_members = crate::link::router::rpc_members_called_from_outside(app, placement);
         for label in &rpc_members {
-            if let Some(address) = self.components.get(label) {
-                rpc.entry(address.internal)
-                    .or_default()
-                    .push(label.as_str());
+            if let Some(address) = internal_of(label) {
+                rpc.entry(address).or_default().push(label.as_str());
             }
         }
         listeners.extend(rpc);
@@ -316,7 +521,7 @@ impl Bindings {
             );
             let span = later_labels
                 .iter()
-                .filter_map(|label| self.internal_spans.get(*label))
+                .filter_map(|label| self.internal_spans.get(*label)?.get(replica))
                 .max_by_key(|span| span.start)
                 .cloned();
             conflicts.push(Diagnostic::new(&self.path, &self.text, span, message));
@@ -359,6 +564,132 @@ impl Bindings {
                     .map(|c| c.spec.job.clone())
                     .unwrap_or_default(),
             })
+    }
+}
+
+/// Checks a value given once or as a list: each entry with `parse` (a
+/// problem at the entry when it fails), a list against the job's replicas
+/// (exactly one entry per replica). The values and their spans, or `None`
+/// when anything is wrong.
+fn per_replica<T>(
+    value: &Spanned<OneOrList>,
+    of: &ListOf<'_>,
+    parse: impl Fn(&str) -> Result<T, String>,
+    problems: &mut Vec<(Range<usize>, String)>,
+    lists: &mut Vec<ListSpan>,
+) -> Option<(PerReplica<T>, PerReplica<Range<usize>>)> {
+    let items = match value.get_ref() {
+        OneOrList::One(text) => {
+            return match parse(text) {
+                Ok(parsed) => Some((PerReplica::All(parsed), PerReplica::All(value.span()))),
+                Err(message) => {
+                    problems.push((value.span(), message));
+                    None
+                }
+            };
+        }
+        OneOrList::List(items) => items,
+    };
+    lists.push(ListSpan {
+        owner: of.owner.to_string(),
+        key: of.key,
+        span: value.span(),
+        len: items.len(),
+    });
+    let replicas = usize::try_from(of.replicas).unwrap_or(usize::MAX);
+    let mut fits = items.len() == replicas;
+    if !fits {
+        problems.push((
+            value.span(),
+            format!(
+                "`{}` lists {}, but job `{}` has {}: give one entry per replica, or a single value for every replica",
+                of.key,
+                entries(items.len()),
+                of.job,
+                if replicas == 1 {
+                    "1 replica".to_string()
+                } else {
+                    format!("{replicas} replicas")
+                },
+            ),
+        ));
+    }
+    let mut values = Vec::with_capacity(items.len());
+    let mut spans = Vec::with_capacity(items.len());
+    for item in items {
+        match parse(item.get_ref()) {
+            Ok(parsed) => {
+                values.push(parsed);
+                spans.push(item.span());
+            }
+            Err(message) => {
+                fits = false;
+                problems.push((item.span(), message));
+            }
+        }
+    }
+    fits.then_some((PerReplica::Each(values), PerReplica::Each(spans)))
+}
+
+/// A parser of `key`'s socket addresses, its message quoting `example`.
+fn parse_socket_address(
+    key: &'static str,
+    example: &'static str,
+) -> impl Fn(&str) -> Result<SocketAddr, String> {
+    move |text| {
+        text.parse::<SocketAddr>().map_err(|_| {
+            format!("`{key}` must be an IP address and port such as `{example}`, not `{text}`")
+        })
+    }
+}
+
+/// An `external` URL, without a trailing `/`.
+fn parse_url(text: &str) -> Result<String, String> {
+    let url = text.trim_end_matches('/');
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url.to_string())
+    } else {
+        Err(format!(
+            "`external` must be a URL such as `http://127.0.0.1:8080`, not `{text}`"
+        ))
+    }
+}
+
+/// Refuses a list giving two replicas of `job` overlapping addresses: a
+/// list is for replicas side by side on one machine.
+fn distinct_per_replica(
+    addresses: &PerReplica<SocketAddr>,
+    spans: &PerReplica<Range<usize>>,
+    job: &str,
+    problems: &mut Vec<(Range<usize>, String)>,
+) {
+    let (PerReplica::Each(addresses), PerReplica::Each(spans)) = (addresses, spans) else {
+        return;
+    };
+    for (later, address) in addresses.iter().enumerate() {
+        let Some(earlier) = addresses[..later]
+            .iter()
+            .position(|other| overlap(other, address))
+        else {
+            continue;
+        };
+        if let Some(span) = spans.get(later) {
+            problems.push((
+                span.clone(),
+                format!(
+                    "replicas {earlier} and {later} of job `{job}` would both listen on {address}: a list gives each replica an address of its own (a single value serves every replica, each on its own machine)"
+                ),
+            ));
+        }
+    }
+}
+
+/// `1 entry`, `3 entries`.
+fn entries(count: usize) -> String {
+    if count == 1 {
+        "1 entry".to_string()
+    } else {
+        format!("{count} entries")
     }
 }
 

@@ -43,6 +43,9 @@ pub enum Command {
         /// Where the job's admin listener (`/healthz`, `/readyz`) listens [default: the bindings file's `[jobs.<job>] admin`, else a free loopback port].
         #[arg(long, env = "AMIMONO_ADMIN")]
         admin: Option<std::net::SocketAddr>,
+        /// Which replica of the job this process is (0 to `replicas` − 1): picks its entries of the bindings file's lists.
+        #[arg(long, env = "AMIMONO_REPLICA", default_value_t = 0)]
+        replica: u32,
     },
     /// Call an exported function of a component and print the result as WAVE.
     ///
@@ -241,6 +244,7 @@ pub async fn execute(cli: Cli) -> Result<i32> {
             bindings,
             layout,
             admin,
+            replica,
         } => {
             // The engine (its instance pool above all) is built while the
             // app or bundle is read: start-up is on the critical path.
@@ -274,16 +278,13 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                     .map_err(|_| anyhow::anyhow!("creating the wasmtime engine panicked"))??,
                 None => new_engine(EngineUse::Serving)?,
             };
-            crate::run::run(
-                engine,
-                &application,
-                &job,
+            let options = crate::run::RunOptions {
                 force_remote,
                 bindings,
-                &data_dir(&application),
                 admin,
-            )
-            .await
+                replica,
+            };
+            crate::run::run(engine, &application, &job, options, &data_dir(&application)).await
         }
         Command::Call {
             app,

@@ -2,10 +2,12 @@
 //! Shape: `{"app", "revision", "layout" (the selected named layout or null),
 //! "layouts" (the named layouts), "jobs": {"<job>": {"components": {"<label>":
 //! {"binding": {"type", "internal"?, "external"?}, "source", "imports",
-//! "exports"}}}}}`; `jobs` are the selected layout's.
+//! "exports"}}, "replicas"}}}`; `jobs` are the selected layout's; `internal`
+//! and `external` are a string, or a list of one per replica, as in the
+//! bindings file.
 
 use crate::app::App;
-use crate::bindings_file::Bindings;
+use crate::bindings_file::{Bindings, PerReplica};
 use serde_json::{Map, Value, json};
 
 /// The config of `app`, with addresses from `bindings` when given.
@@ -20,8 +22,8 @@ pub fn app_config(app: &App, bindings: Option<&Bindings>) -> Value {
             let mut binding = Map::new();
             binding.insert("type".into(), json!(component.spec.binding.as_str()));
             if let Some(address) = bindings.and_then(|b| b.components.get(label)) {
-                binding.insert("internal".into(), json!(address.internal.to_string()));
-                binding.insert("external".into(), json!(address.external));
+                binding.insert("internal".into(), per_replica(&address.internal));
+                binding.insert("external".into(), per_replica(&address.external));
             }
             components.insert(
                 label.clone(),
@@ -33,7 +35,10 @@ pub fn app_config(app: &App, bindings: Option<&Bindings>) -> Value {
                 }),
             );
         }
-        jobs.insert(job.clone(), json!({ "components": components }));
+        jobs.insert(
+            job.clone(),
+            json!({ "components": components, "replicas": spec.replicas }),
+        );
     }
     json!({
         "app": app.name(),
@@ -42,4 +47,14 @@ pub fn app_config(app: &App, bindings: Option<&Bindings>) -> Value {
         "layouts": app.manifest.layouts.keys().collect::<Vec<_>>(),
         "jobs": jobs,
     })
+}
+
+/// A bindings-file value as JSON: a string, or a list of one per replica.
+fn per_replica<T: ToString>(value: &PerReplica<T>) -> Value {
+    match value {
+        PerReplica::All(value) => json!(value.to_string()),
+        PerReplica::Each(values) => {
+            json!(values.iter().map(ToString::to_string).collect::<Vec<_>>())
+        }
+    }
 }

@@ -99,7 +99,7 @@ mod wasmtime_error;
 
 pub use app::AppLoadErrors;
 pub use application::Application;
-pub use bindings_file::{Bindings, BindingsError};
+pub use bindings_file::{Address, Bindings, BindingsError, PerReplica};
 pub use capabilities::CapabilityError;
 pub use capabilities::config::SecretSource;
 pub use host_state::HostState;

@@ -1,5 +1,6 @@
 //! `amimono run`: what a process needs around a [`Job`]: binding the
-//! addresses of the bindings file (or free loopback ports), printing the
+//! addresses of the bindings file (its replica's entries, `--replica`, when
+//! the file lists one per replica; or free loopback ports), printing the
 //! URLs (the admin listener's as `admin: <url>`), and signals. On SIGTERM
 //! or SIGINT the job turns not-ready (`/readyz` answers 503), stops
 //! accepting, lets requests and calls in flight finish within the shutdown
@@ -26,23 +27,47 @@ pub const EXIT_UNDRAINED: i32 = 3;
 /// Environment variable overriding `[limits] shutdown_grace_ms`.
 pub const SHUTDOWN_GRACE_ENV: &str = "AMIMONO_SHUTDOWN_GRACE_MS";
 
+/// Environment variable (and `--replica`) saying which replica of its job a
+/// process is: 0 to the job's `replicas` − 1.
+pub const REPLICA_ENV: &str = "AMIMONO_REPLICA";
+
+/// What `amimono run` is asked to run besides the app.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Every call between components of the process over HTTP.
+    pub force_remote: bool,
+    /// The bindings file.
+    pub bindings: Option<Bindings>,
+    /// Where the admin listener listens (overrides the bindings file).
+    pub admin: Option<SocketAddr>,
+    /// Which replica of the job this process is (picks its entries of the
+    /// bindings file's lists).
+    pub replica: u32,
+}
+
 /// Runs job `job` of `application` on `engine` (built for serving) until
 /// SIGINT or SIGTERM, then drains; the exit status.
 pub async fn run(
     engine: wasmtime::Engine,
     application: &Application,
     job: &str,
-    force_remote: bool,
-    bindings: Option<Bindings>,
+    options: RunOptions,
     data_dir: &Path,
-    admin: Option<SocketAddr>,
 ) -> Result<i32> {
+    let RunOptions {
+        force_remote,
+        bindings,
+        admin,
+        replica,
+    } = options;
     let app = application.app();
     let placement = Placement::for_job(app, job)?.with_force_remote(force_remote);
     if let Some(bindings) = &bindings {
         bindings.check_revision(&app.revision)?;
-        bindings.check_addresses(app, &placement)?;
+        bindings.check_replica(&placement, replica)?;
+        bindings.check_addresses(app, &placement, replica)?;
     }
+    check_replica(app, job, replica)?;
     // Listening for signals from the start: a SIGTERM while starting drains too.
     let signals = Signals::new();
     let since_start = || crate::uptime::since_start().as_secs_f64() * 1e3;
@@ -52,7 +77,7 @@ pub async fn run(
     let mut served = BTreeMap::new();
     let mut listeners = Listeners::new();
     for label in placement.members_with(app, BindingType::Http) {
-        let (address, external) = address_of(app, bindings.as_ref(), &label)?;
+        let (address, external) = address_of(app, bindings.as_ref(), &label, replica)?;
         let listener = listen(address, &label).await?;
         served.insert(label.clone(), external.unwrap_or(local_url(&listener)?));
         listeners = listeners.http(&label, listener);
@@ -61,7 +86,7 @@ pub async fn run(
     // which); components sharing an address share a listener.
     let mut rpc_groups: BTreeMap<SocketAddr, Vec<(String, Option<String>)>> = BTreeMap::new();
     for label in router::rpc_members_called_from_outside(app, &placement) {
-        let (address, external) = address_of(app, bindings.as_ref(), &label)?;
+        let (address, external) = address_of(app, bindings.as_ref(), &label, replica)?;
         rpc_groups
             .entry(address)
             .or_default()
@@ -80,7 +105,11 @@ pub async fn run(
     // The admin listener: the flag (or AMIMONO_ADMIN), else the bindings
     // file's `[jobs.<job>] admin`, else a free loopback port.
     let admin_address = admin
-        .or_else(|| bindings.as_ref().and_then(|b| b.admin.get(job).copied()))
+        .or_else(|| {
+            bindings
+                .as_ref()
+                .and_then(|b| b.admin.get(job)?.get(replica).copied())
+        })
         .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
     let admin_listener = listen(admin_address, "admin").await?;
     let admin_url = local_url(&admin_listener)?;
@@ -113,6 +142,7 @@ pub async fn run(
     tracing::info!(
         app = %app.name(),
         job = %job.name(),
+        replica,
         revision = %job.revision(),
         components = ?job.components(),
         force_remote,
@@ -140,17 +170,38 @@ fn shutdown_grace(app: &crate::app::App) -> std::time::Duration {
         )
 }
 
-/// Where component `label` listens, and its external URL: from the bindings
-/// file, or any free loopback port (the URL is then the listener's).
+/// Refuses a replica index the job does not have (`_local`, one process
+/// of every job, may be run side by side with single addresses).
+fn check_replica(app: &crate::app::App, job: &str, replica: u32) -> Result<()> {
+    let Some(spec) = app.manifest.jobs.get(job) else {
+        return Ok(());
+    };
+    if replica >= spec.replicas {
+        anyhow::bail!(
+            "job `{job}` has replicas = {} (replicas 0–{}): there is no replica {replica}; set --replica ({REPLICA_ENV}) to one of them",
+            spec.replicas,
+            spec.replicas - 1
+        );
+    }
+    Ok(())
+}
+
+/// Where replica `replica` of component `label`'s job listens for it, and
+/// its external URL: from the bindings file, or any free loopback port (the
+/// URL is then the listener's).
 fn address_of(
     app: &crate::app::App,
     bindings: Option<&Bindings>,
     label: &str,
+    replica: u32,
 ) -> Result<(SocketAddr, Option<String>)> {
     match bindings {
         Some(bindings) => {
             let entry = bindings.require(app, label)?;
-            Ok((entry.internal, Some(entry.external.clone())))
+            let internal = entry.internal_of(replica).with_context(|| {
+                format!("the bindings file gives `{label}` no address for replica {replica}")
+            })?;
+            Ok((internal, entry.external_of(replica).map(str::to_string)))
         }
         None => Ok((SocketAddr::from(([127, 0, 0, 1], 0)), None)),
     }

@@ -22,6 +22,7 @@ mod launcher;
 mod limits;
 mod python;
 mod remote;
+mod replicas;
 mod shutdown;
 mod traps;
 mod workers;

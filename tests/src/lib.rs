@@ -64,6 +64,7 @@ pub fn amimono() -> Command {
         .current_dir(root())
         .env_remove("AMIMONO_JOB")
         .env_remove("AMIMONO_BINDINGS")
+        .env_remove("AMIMONO_REPLICA")
         .env_remove("AMIMONO_CLUSTER_KEY_FILE")
         .env_remove("AMIMONO_INSECURE_NO_AUTH")
         .env("AMIMONO_CLUSTER_KEY", TEST_CLUSTER_KEY)
@@ -871,4 +872,96 @@ pub fn podman_compose() -> Command {
         root().join("tests/podman/containers.conf"),
     );
     command
+/// The hello manifest (see [`hello_manifest`]) with `replicas` replicas of
+/// the `backend` job and every function of the greeter marked idempotent.
+pub fn replicated_hello_manifest(replicas: u32) -> String {
+    hello_manifest()
+        .replace(
+            "[jobs.backend]\ncomponents = [\"greeter\", \"phrasebook\"]",
+            &format!(
+                "[jobs.backend]\ncomponents = [\"greeter\", \"phrasebook\"]\nreplicas = {replicas}"
+            ),
+        )
+        .replace(
+            "[components.greeter]\n",
+            "[components.greeter]\nidempotent = [\"greet\", \"greet-in\", \"greet-all\", \"languages\"]\n",
+        )
+}
+
+/// A bindings file for the hello app with `replicas` replicas of the
+/// backend on one machine, on free loopback ports: the frontend on its own
+/// port, replica `i` of the backend on `backend[i]` (its rpc components
+/// share it), as lists. The path, the frontend's port and the backend's.
+pub fn replicated_hello_bindings(dir: &Path, replicas: u32) -> (PathBuf, u16, Vec<u16>) {
+    let web = free_port();
+    let backend: Vec<u16> = (0..replicas).map(|_| free_port()).collect();
+    let list = backend
+        .iter()
+        .map(|port| format!("\"127.0.0.1:{port}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let path = dir.join("bindings.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[components.frontend]\ntype = \"http\"\ninternal = \"127.0.0.1:{web}\"\n\n\
+             [components.greeter]\ntype = \"rpc\"\ninternal = [{list}]\n\n\
+             [components.phrasebook]\ntype = \"rpc\"\ninternal = [{list}]\n"
+        ),
+    )
+    .unwrap();
+    (path, web, backend)
+}
+
+impl Host {
+    /// How many lines of the host's stderr contain every one of `needles`.
+    pub fn count_lines(&self, needles: &[&str]) -> usize {
+        self.stderr()
+            .lines()
+            .filter(|line| needles.iter().all(|n| line.contains(n)))
+            .count()
+    }
+
+    /// Waits up to `timeout` for a line of the host's stderr that contains
+    /// every one of `needles`.
+    pub fn wait_for_line(&self, needles: &[&str], timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if self.count_lines(needles) > 0 {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+/// The pids of `parent`'s children, from /proc.
+pub fn child_pids(parent: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the command name, which is in parentheses.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let ppid: u32 = after.split(' ').nth(1).unwrap().parse().unwrap();
+        if ppid == parent {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// The value of environment variable `name` of process `pid`, from /proc.
+pub fn env_of(pid: u32, name: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{name}=");
+    environ
+        .split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }

@@ -6,8 +6,8 @@ use crate::app::{LoadedComponent, WorldShape};
 use crate::manifest::Manifest;
 use std::sync::Arc;
 
-/// Job `one`: `web` and `admin` (http), `api` and `store` (rpc); job `two`:
-/// `site` (http) and `queue` (rpc).
+/// Job `one`: `web` and `admin` (http), `api` and `store` (rpc); job `two`
+/// (two replicas): `site` (http) and `queue` (rpc).
 fn app() -> App {
     let text = "[app]\nname = \"t\"\n\
         [components.web]\nsource = \"w.wasm\"\nbinding = \"http\"\n\
@@ -17,7 +17,7 @@ fn app() -> App {
         [components.site]\nsource = \"i.wasm\"\nbinding = \"http\"\n\
         [components.queue]\nsource = \"q.wasm\"\nbinding = \"rpc\"\n\
         [jobs.one]\ncomponents = [\"web\", \"admin\", \"api\", \"store\"]\n\
-        [jobs.two]\ncomponents = [\"site\", \"queue\"]\n";
+        [jobs.two]\ncomponents = [\"site\", \"queue\"]\nreplicas = 2\n";
     let manifest = Manifest::parse(Path::new("amimono.toml"), text.into()).unwrap();
     let components = manifest
         .components
@@ -58,7 +58,7 @@ fn conflicts(entries: &[(&str, &str)], job: &str, force_remote: bool) -> Vec<Str
     let app = app();
     let mut placement = Placement::for_job(&app, job).unwrap();
     placement.force_remote = force_remote;
-    match bindings(&app, entries).check_addresses(&app, &placement) {
+    match bindings(&app, entries).check_addresses(&app, &placement, 0) {
         Ok(()) => Vec::new(),
         Err(BindingsError::AddressConflict {
             job: named,
@@ -188,4 +188,127 @@ fn every_schema_problem_of_the_file_is_reported() {
         .map(|d| format!("{}:{}", d.line, d.column))
         .collect();
     assert_eq!(found, ["1:12", "6:1", "9:8", "10:12"], "{problems:?}");
+}
+
+/// Each diagnostic of `error` as `line:col: message`.
+fn positions(error: &BindingsError) -> Vec<String> {
+    let diagnostics = match error {
+        BindingsError::Invalid(problems) => problems,
+        BindingsError::NoReplicaEntry { problems, .. } => problems,
+        BindingsError::AddressConflict { conflicts, .. } => conflicts,
+        other => panic!("unexpected error: {other}"),
+    };
+    diagnostics
+        .iter()
+        .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+        .collect()
+}
+
+const REPLICATED: &str = "[components.site]\ntype = \"http\"\ninternal = [\"127.0.0.1:8080\", \"127.0.0.1:8081\"]\n\n\
+    [components.queue]\ntype = \"rpc\"\ninternal = \"0.0.0.0:9000\"\nexternal = [\"http://queue-0.queue:9000\", \"http://queue-1.queue:9000/\"]\n\n\
+    [jobs.two]\nadmin = [\"127.0.0.1:9100\", \"127.0.0.1:9101\"]\n";
+
+#[test]
+fn lists_give_each_replica_its_own_entry_and_single_values_serve_them_all() {
+    let app = app();
+    let bindings = Bindings::parse(Path::new("b.toml"), REPLICATED, &app).unwrap();
+    let site = &bindings.components["site"];
+    assert_eq!(site.internal_of(0), Some("127.0.0.1:8080".parse().unwrap()));
+    assert_eq!(site.internal_of(1), Some("127.0.0.1:8081".parse().unwrap()));
+    assert_eq!(site.internal_of(2), None);
+    // Without `external`, each replica is reached at its own address.
+    assert_eq!(
+        site.urls(),
+        ["http://127.0.0.1:8080", "http://127.0.0.1:8081"]
+    );
+    assert_eq!(site.external_of(1), Some("http://127.0.0.1:8081"));
+    let queue = &bindings.components["queue"];
+    // One `internal` for every replica (each on its own machine).
+    assert_eq!(queue.internal_of(0), queue.internal_of(1));
+    assert_eq!(
+        queue.urls(),
+        ["http://queue-0.queue:9000", "http://queue-1.queue:9000"]
+    );
+    assert_eq!(
+        bindings.admin["two"].get(1),
+        Some(&"127.0.0.1:9101".parse().unwrap())
+    );
+    let placement = Placement::for_job(&app, "two").unwrap();
+    for replica in [0, 1] {
+        bindings.check_replica(&placement, replica).unwrap();
+        bindings.check_addresses(&app, &placement, replica).unwrap();
+    }
+}
+
+#[test]
+fn a_replica_without_an_entry_names_every_list_missing_it() {
+    let app = app();
+    let bindings = Bindings::parse(Path::new("b.toml"), REPLICATED, &app).unwrap();
+    let placement = Placement::for_job(&app, "two").unwrap();
+    let error = bindings.check_replica(&placement, 2).unwrap_err();
+    assert!(
+        error.to_string().starts_with(
+            "bindings file (AMIMONO_BINDINGS) has no address for replica 2 of job `two`"
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        positions(&error),
+        [
+            "3:12: `internal` of `site` lists 2 entries (replicas 0–1), none for replica 2",
+            "8:12: `external` of `queue` lists 2 entries (replicas 0–1), none for replica 2",
+            "11:9: `admin` of job `two` lists 2 entries (replicas 0–1), none for replica 2",
+        ]
+    );
+    // Job `one` has none of those lists.
+    let one = Placement::for_job(&app, "one").unwrap();
+    bindings.check_replica(&one, 2).unwrap();
+}
+
+#[test]
+fn every_problem_of_the_lists_is_reported_with_its_position() {
+    let app = app();
+    let text = "[components.site]\ntype = \"http\"\ninternal = [\"127.0.0.1:8080\"]\n\n\
+        [components.queue]\ntype = \"rpc\"\ninternal = [\"127.0.0.1:9000\", \"nope\"]\nexternal = [\"http://a:1\", \"ftp://b\"]\n\n\
+        [components.web]\ntype = \"http\"\ninternal = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n\n\
+        [components.api]\ntype = \"rpc\"\ninternal = []\n\n\
+        [jobs.two]\nadmin = [\"127.0.0.1:9100\", \"0.0.0.0:9100\"]\n";
+    let error = Bindings::parse(Path::new("b.toml"), text, &app).unwrap_err();
+    assert_eq!(
+        positions(&error),
+        [
+            "3:12: `internal` lists 1 entry, but job `two` has 2 replicas: give one entry per replica, or a single value for every replica",
+            "7:31: `internal` must be an IP address and port such as `127.0.0.1:8080`, not `nope`",
+            "8:27: `external` must be a URL such as `http://127.0.0.1:8080`, not `ftp://b`",
+            "12:12: `internal` lists 2 entries, but job `one` has 1 replica: give one entry per replica, or a single value for every replica",
+            "16:12: `internal` lists 0 entries, but job `one` has 1 replica: give one entry per replica, or a single value for every replica",
+            "19:28: replicas 0 and 1 of job `two` would both listen on 0.0.0.0:9100: a list gives each replica an address of its own (a single value serves every replica, each on its own machine)",
+        ]
+    );
+    // A list of something else than strings is a schema problem.
+    let error =
+        Bindings::parse(Path::new("b.toml"), "[jobs.one]\nadmin = [9100]\n", &app).unwrap_err();
+    assert_eq!(
+        positions(&error),
+        ["2:10: invalid type: integer `9100`, expected a string"]
+    );
+}
+
+#[test]
+fn the_listeners_of_each_replica_are_checked_apart() {
+    let app = app();
+    let text = "[components.site]\ntype = \"http\"\ninternal = [\"127.0.0.1:8080\", \"127.0.0.1:8081\"]\n\n\
+        [components.queue]\ntype = \"rpc\"\ninternal = [\"127.0.0.1:9000\", \"127.0.0.1:8081\"]\n";
+    let bindings = Bindings::parse(Path::new("b.toml"), text, &app).unwrap();
+    let mut placement = Placement::for_job(&app, "two").unwrap();
+    // Nothing calls `queue` from another job here; force it to be served.
+    placement.force_remote = true;
+    bindings.check_addresses(&app, &placement, 0).unwrap();
+    let error = bindings.check_addresses(&app, &placement, 1).unwrap_err();
+    assert_eq!(
+        positions(&error),
+        [
+            "7:31: components `site` (http) and `queue` (rpc) of job `two` both listen on 127.0.0.1:8081: give each HTTP component an address of its own (only rpc components of one job may share one)"
+        ]
+    );
 }

@@ -226,7 +226,7 @@ pub(crate) fn runtime_facts(
         .iter()
         .map(|(label, component)| {
             let url = served.get(label).cloned().or_else(|| {
-                bindings.and_then(|b| b.components.get(label).map(|a| a.external.clone()))
+                bindings.and_then(|b| b.components.get(label)?.urls().first().cloned())
             });
             let fact = BindingFact {
                 kind: component.spec.binding.into(),
@@ -319,7 +319,7 @@ fn memory_budget(app: &App, placement: &Placement) -> Result<Arc<MemoryBudget>> 
 }
 
 /// Where each remote exporter of the job's graphs is reached: its
-/// bindings-file `external` URL, else this process's own listener
+/// bindings-file `external` URLs (every replica's), else this process's own listener
 /// (`served`: calls forced over HTTP). A remote exporter without an address is an
 /// error naming it.
 fn remote_targets(
@@ -337,10 +337,10 @@ fn remote_targets(
         if targets.contains_key(exporter) {
             continue;
         }
-        let url = bindings
-            .and_then(|b| b.components.get(exporter).map(|a| a.external.clone()))
-            .or_else(|| served.get(exporter).cloned());
-        let Some(url) = url else {
+        let urls = bindings
+            .and_then(|b| b.components.get(exporter).map(|a| a.urls().to_vec()))
+            .or_else(|| served.get(exporter).map(|url| vec![url.clone()]));
+        let Some(urls) = urls else {
             let line = format!(
                 "`{exporter}` (job `{job}`), imported by `{}`",
                 wire.importer
@@ -354,7 +354,8 @@ fn remote_targets(
             .component(exporter)
             .and_then(|c| c.spec.call_timeout)
             .unwrap_or(app.manifest.call_timeout);
-        let target = RemoteTarget::new(exporter, &url, timeout).map_err(anyhow::Error::msg)?;
+        let target =
+            RemoteTarget::with_urls(exporter, &urls, timeout).map_err(anyhow::Error::msg)?;
         targets.insert(exporter.clone(), Arc::new(target));
     }
     if !missing.is_empty() {

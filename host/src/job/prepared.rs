@@ -155,19 +155,23 @@ impl Job {
         &self.inner.readiness
     }
 
-    /// The components of other jobs this job calls, and where.
+    /// The components of other jobs this job calls, and where (every URL
+    /// of each: its replicas, or one name for its job).
     pub(crate) fn callees(&self) -> Vec<crate::serve::admin::Callee> {
         self.inner
             .parts
             .context
             .targets
             .values()
-            .filter_map(|target| {
-                Some(crate::serve::admin::Callee {
-                    label: target.label.clone(),
-                    authority: crate::serve::admin::authority_of(&target.base_url)?,
-                })
+            .map(|target| crate::serve::admin::Callee {
+                label: target.label.clone(),
+                authorities: target
+                    .urls()
+                    .iter()
+                    .filter_map(|url| crate::serve::admin::authority_of(url))
+                    .collect(),
             })
+            .filter(|callee| !callee.authorities.is_empty())
             .collect()
     }
 

@@ -1,9 +1,11 @@
 //! Generating a localhost bindings file. Each HTTP component gets its own
 //! port; each job with `rpc` components gets one port its `rpc` components
 //! share; each job gets one for its admin listener (`/healthz`, `/readyz`).
-//! Ports are persisted in a `ports.json` beside the app (like
-//! infra-generator's), so they stay the same from run to run, and every port
-//! handed out is checked free when the file is written.
+//! A job with several replicas gets each of those per replica, written as
+//! lists (replica *i* listens on entry *i*). Ports are persisted in a
+//! `ports.json` beside the app (like infra-generator's), so they stay the
+//! same from run to run, and every port handed out is checked free when the
+//! file is written.
 
 use crate::app::App;
 use crate::manifest::BindingType;
@@ -21,7 +23,8 @@ pub const DEFAULT_BASE_PORT: u16 = 18000;
 struct PortsFile {
     base_port: u16,
     /// `<label>` for HTTP components, `job:<name>` for a job's rpc listener,
-    /// `admin:<name>` for a job's admin listener.
+    /// `admin:<name>` for a job's admin listener; `#<i>` after any of them
+    /// for replica `i` > 0 of the job.
     ports: BTreeMap<String, u16>,
 }
 
@@ -64,21 +67,23 @@ pub fn localhost_bindings(
     // What needs a port, in a stable order.
     let mut keys = Vec::new();
     for (job, spec) in &app.manifest.jobs {
-        for label in &spec.components {
-            if app
-                .component(label)
-                .is_some_and(|c| c.spec.binding == BindingType::Http)
-            {
-                keys.push(label.clone());
+        for replica in 0..spec.replicas {
+            for label in &spec.components {
+                if app
+                    .component(label)
+                    .is_some_and(|c| c.spec.binding == BindingType::Http)
+                {
+                    keys.push(replica_key(label, replica));
+                }
             }
+            if spec.components.iter().any(|l| {
+                app.component(l)
+                    .is_some_and(|c| c.spec.binding == BindingType::Rpc)
+            }) {
+                keys.push(replica_key(&format!("job:{job}"), replica));
+            }
+            keys.push(replica_key(&format!("admin:{job}"), replica));
         }
-        if spec.components.iter().any(|l| {
-            app.component(l)
-                .is_some_and(|c| c.spec.binding == BindingType::Rpc)
-        }) {
-            keys.push(format!("job:{job}"));
-        }
-        keys.push(format!("admin:{job}"));
     }
 
     let mut assigned: BTreeMap<String, u16> = BTreeMap::new();
@@ -132,22 +137,53 @@ pub fn localhost_bindings(
                 BindingType::Rpc => format!("job:{job}"),
                 BindingType::None => continue,
             };
-            let Some(port) = assigned.get(&key) else {
+            let Some(ports) = ports_of(&assigned, &key, spec.replicas) else {
                 continue;
             };
+            let internal = value(&ports, |port| format!("127.0.0.1:{port}"));
+            let external = value(&ports, |port| format!("http://127.0.0.1:{port}"));
             writeln!(
                 text,
-                "\n[components.{label}]   # job {job}\ntype = \"{}\"\ninternal = \"127.0.0.1:{port}\"\nexternal = \"http://127.0.0.1:{port}\"",
+                "\n[components.{label}]   # job {job}\ntype = \"{}\"\ninternal = {internal}\nexternal = {external}",
                 component.spec.binding
             )?;
         }
     }
-    for job in app.manifest.jobs.keys() {
-        if let Some(port) = assigned.get(&format!("admin:{job}")) {
-            writeln!(text, "\n[jobs.{job}]\nadmin = \"127.0.0.1:{port}\"")?;
+    for (job, spec) in &app.manifest.jobs {
+        if let Some(ports) = ports_of(&assigned, &format!("admin:{job}"), spec.replicas) {
+            let admin = value(&ports, |port| format!("127.0.0.1:{port}"));
+            writeln!(text, "\n[jobs.{job}]\nadmin = {admin}")?;
         }
     }
     Ok(text)
+}
+
+/// The ports.json key of `key` for `replica` (`key#<replica>` after the first).
+fn replica_key(key: &str, replica: u32) -> String {
+    if replica == 0 {
+        key.to_string()
+    } else {
+        format!("{key}#{replica}")
+    }
+}
+
+/// The port of `key` for each of `replicas`, if every one has one.
+fn ports_of(assigned: &BTreeMap<String, u16>, key: &str, replicas: u32) -> Option<Vec<u16>> {
+    (0..replicas)
+        .map(|replica| assigned.get(&replica_key(key, replica)).copied())
+        .collect()
+}
+
+/// A TOML value: one string for one port, a list of one per replica for more.
+fn value(ports: &[u16], format: impl Fn(u16) -> String) -> String {
+    let quoted: Vec<String> = ports
+        .iter()
+        .map(|port| format!("\"{}\"", format(*port)))
+        .collect();
+    match quoted.as_slice() {
+        [one] => one.clone(),
+        many => format!("[{}]", many.join(", ")),
+    }
 }
 
 fn port_is_free(port: u16) -> bool {
@@ -170,4 +206,89 @@ fn write_state(path: &Path, state: &PortsFile) -> Result<()> {
     }
     let text = serde_json::to_string_pretty(state).context("encoding ports")?;
     std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::{LoadedComponent, WorldShape};
+    use crate::bindings_file::{Bindings, PerReplica};
+    use crate::manifest::Manifest;
+    use std::sync::Arc;
+
+    /// `web` (frontend, http) and `backend` (greeter, rpc) with two replicas.
+    fn app() -> App {
+        let text = "[app]\nname = \"t\"\n\
+            [components.frontend]\nsource = \"f.wasm\"\nbinding = \"http\"\n\
+            [components.greeter]\nsource = \"g.wasm\"\nbinding = \"rpc\"\n\
+            [jobs.web]\ncomponents = [\"frontend\"]\n\
+            [jobs.backend]\ncomponents = [\"greeter\"]\nreplicas = 2\n";
+        let manifest = Manifest::parse(Path::new("amimono.toml"), text.into()).unwrap();
+        let components = manifest
+            .components
+            .values()
+            .map(|spec| {
+                let component = LoadedComponent {
+                    spec: spec.clone(),
+                    bytes: Arc::new(Vec::new()),
+                    world: WorldShape {
+                        imports: Vec::new(),
+                        exports: Vec::new(),
+                    },
+                };
+                (spec.label.clone(), component)
+            })
+            .collect();
+        App {
+            manifest,
+            components,
+            revision: "0".into(),
+        }
+    }
+
+    #[test]
+    fn each_replica_gets_ports_of_its_own_as_lists() {
+        let app = app();
+        let dir = tempfile::tempdir().unwrap();
+        let ports = dir.path().join("ports.json");
+        // Between the default base (18000) and the tests' ports (20000–31999).
+        let text = localhost_bindings(&app, Some(19400), &ports, false).unwrap();
+        assert!(text.contains("[jobs.web]\nadmin = \"127.0.0.1:"), "{text}");
+        assert!(
+            text.contains("[jobs.backend]\nadmin = [\"127.0.0.1:"),
+            "{text}"
+        );
+        let bindings = Bindings::parse(&dir.path().join("b.toml"), &text, &app).unwrap();
+        let greeter = &bindings.components["greeter"];
+        let PerReplica::Each(internal) = &greeter.internal else {
+            panic!("{text}");
+        };
+        assert_eq!(internal.len(), 2);
+        assert_ne!(internal[0], internal[1]);
+        assert_eq!(
+            greeter.urls(),
+            internal
+                .iter()
+                .map(|a| format!("http://{a}"))
+                .collect::<Vec<_>>()
+        );
+        assert!(matches!(
+            bindings.components["frontend"].internal,
+            PerReplica::All(_)
+        ));
+        // Persisted: replica 0 under the keys of one replica, the others `#<i>`.
+        let state = read_state(&ports);
+        for key in [
+            "job:backend",
+            "job:backend#1",
+            "admin:backend#1",
+            "frontend",
+        ] {
+            assert!(state.ports.contains_key(key), "{:?}", state.ports);
+        }
+        assert_eq!(
+            localhost_bindings(&app, Some(19400), &ports, false).unwrap(),
+            text
+        );
+    }
 }

@@ -1,10 +1,14 @@
 //! `amimono up <app>`: builds the bundle if the app changed, writes a
 //! localhost bindings file pinned to the revision, and runs one `amimono run`
-//! child per job. Child log lines (stderr) come out prefixed with the job
-//! name; once every HTTP component and every job's admin listener has an
-//! address, their URLs are printed as `<label>: <url>` and `admin <job>: <url>`. Ctrl-C or SIGTERM stops every child (and so does `up`
-//! dying: each child gets SIGTERM from the kernel); if a child dies,
-//! `up` says which, how, and its last log lines, stops the others and exits 1.
+//! child per replica of each job (`AMIMONO_REPLICA=<i>`), named `<job>`, or
+//! `<job>#<i>` when the job has several replicas. Child log lines (stderr)
+//! come out prefixed with that name; once every HTTP component and every
+//! admin listener of every replica has an address, their URLs are printed
+//! as `<label>: <url>` and `admin <job>: <url>` (replica 0), `<label>#<i>:
+//! <url>` and `admin <job>#<i>: <url>` (replica `i` > 0). Ctrl-C or SIGTERM
+//! stops every child (and so does `up` dying: each child gets SIGTERM from
+//! the kernel); if a child dies, `up` says which, how, and its last log
+//! lines, stops the others and exits 1.
 
 use super::bindings::{localhost_bindings, ports_file};
 use crate::app::App;
@@ -97,32 +101,50 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
         .with_context(|| format!("writing {}", bindings_path.display()))?;
     progress(format!("bindings {}", bindings_path.display()));
 
-    let http_labels: Vec<String> = app
-        .components
-        .values()
-        .filter(|c| c.spec.binding == BindingType::Http)
-        .map(|c| c.spec.label.clone())
-        .collect();
+    // The URLs to wait for and print: each HTTP component's and each
+    // admin listener's, per replica.
+    let mut expected: Vec<String> = Vec::new();
+    let mut processes: BTreeMap<String, Process> = BTreeMap::new();
+    for (job, spec) in &app.manifest.jobs {
+        for replica in 0..spec.replicas {
+            let process = Process {
+                job: job.clone(),
+                replica,
+                several: spec.replicas > 1,
+            };
+            for label in &spec.components {
+                if app
+                    .component(label)
+                    .is_some_and(|c| c.spec.binding == BindingType::Http)
+                {
+                    expected.push(process.url_label(label));
+                }
+            }
+            expected.push(process.url_label(&format!("admin {job}")));
+            processes.insert(process.name(), process);
+        }
+    }
     let exe = std::env::current_exe().context("finding the amimono executable")?;
     let key = cluster_key_for_children()?;
     let (events, mut received) = mpsc::unbounded_channel();
     let mut children: BTreeMap<String, Child> = BTreeMap::new();
-    for job in app.manifest.jobs.keys() {
+    for (name, process) in &processes {
         let child = spawn_job(
             &exe,
             &options.bundle,
             &bindings_path,
-            job,
+            process,
             options.layout.as_deref(),
             key.as_deref(),
             &events,
         )?;
-        children.insert(job.clone(), child);
+        children.insert(name.clone(), child);
     }
     drop(events);
 
-    // Every job's rpc listener must accept connections before the URLs are
-    // announced: a request must not reach a callee that is not listening yet.
+    // Every rpc listener of every replica must accept connections before
+    // the URLs are announced: a request must not reach a callee that is not
+    // listening yet.
     let rpc_addresses: Vec<std::net::SocketAddr> =
         crate::bindings_file::Bindings::load(&bindings_path, &app)?
             .components
@@ -131,11 +153,10 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
                 app.component(label)
                     .is_some_and(|c| c.spec.binding == BindingType::Rpc)
             })
-            .map(|(_, address)| address.internal)
+            .flat_map(|(_, address)| address.internal.values().to_vec())
             .collect();
     let mut last_lines: BTreeMap<String, VecDeque<String>> = BTreeMap::new();
     let mut urls: BTreeMap<String, String> = BTreeMap::new();
-    let mut admin_urls: BTreeMap<String, String> = BTreeMap::new();
     let mut announced = false;
     let mut recheck = tokio::time::interval(Duration::from_millis(20));
     let status = loop {
@@ -153,35 +174,45 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
                 remember(&mut last_lines, &job, line);
             }
             Some(Event::Stdout(job, line)) => {
-                match line.split_once(": ") {
-                    Some((label, url)) if http_labels.iter().any(|l| l == label) => {
-                        urls.insert(label.to_string(), url.to_string());
+                let labelled = line.split_once(": ").and_then(|(label, url)| {
+                    let process = processes.get(&job)?;
+                    let label = match label {
+                        "admin" => process.url_label(&format!("admin {}", process.job)),
+                        label => process.url_label(label),
+                    };
+                    expected.contains(&label).then(|| (label, url.to_string()))
+                });
+                match labelled {
+                    Some((label, url)) => {
+                        urls.insert(label, url);
                     }
-                    Some(("admin", url)) => {
-                        admin_urls.insert(job.clone(), url.to_string());
-                    }
-                    _ => println!("[{job}] {line}"),
+                    None => println!("[{job}] {line}"),
                 }
                 remember(&mut last_lines, &job, line);
             }
             Some(Event::Recheck) => {
-                if http_labels.iter().all(|l| urls.contains_key(l))
-                    && children.keys().all(|job| admin_urls.contains_key(job))
+                if expected.iter().all(|label| urls.contains_key(label))
                     && all_listening(&rpc_addresses).await
                 {
                     announced = true;
                     let mut out = std::io::stdout().lock();
-                    for (label, url) in &urls {
+                    // HTTP components first, then the admin listeners.
+                    let (admin, components): (Vec<_>, Vec<_>) = urls
+                        .iter()
+                        .partition(|(label, _)| label.starts_with("admin "));
+                    for (label, url) in components.into_iter().chain(admin) {
                         writeln!(out, "{label}: {url}").context("writing to stdout")?;
                     }
-                    for (job, url) in &admin_urls {
-                        writeln!(out, "admin {job}: {url}").context("writing to stdout")?;
-                    }
                     out.flush().context("writing to stdout")?;
-                    progress(format!(
-                        "{} jobs running; Ctrl-C stops them",
-                        children.len()
-                    ));
+                    let jobs = app.manifest.jobs.len();
+                    progress(if children.len() == jobs {
+                        format!("{jobs} jobs running; Ctrl-C stops them")
+                    } else {
+                        format!(
+                            "{jobs} jobs running as {} processes; Ctrl-C stops them",
+                            children.len()
+                        )
+                    });
                 }
             }
             Some(Event::Exited(job)) => {
@@ -241,15 +272,47 @@ fn remember(last: &mut BTreeMap<String, VecDeque<String>>, job: &str, line: Stri
     lines.push_back(line);
 }
 
+/// One child: a replica of a job.
+#[derive(Debug, Clone)]
+struct Process {
+    job: String,
+    replica: u32,
+    /// Whether its job has several replicas.
+    several: bool,
+}
+
+impl Process {
+    /// How logs and messages name it: `<job>`, or `<job>#<i>` when the job
+    /// has several replicas.
+    fn name(&self) -> String {
+        if self.several {
+            format!("{}#{}", self.job, self.replica)
+        } else {
+            self.job.clone()
+        }
+    }
+
+    /// How `up` prints URL `label` of this replica: as is for replica 0,
+    /// `<label>#<i>` for the others.
+    fn url_label(&self, label: &str) -> String {
+        if self.replica == 0 {
+            label.to_string()
+        } else {
+            format!("{label}#{}", self.replica)
+        }
+    }
+}
+
 fn spawn_job(
     exe: &Path,
     bundle: &Path,
     bindings: &Path,
-    job: &str,
+    process: &Process,
     layout: Option<&str>,
     key: Option<&str>,
     events: &mpsc::UnboundedSender<Event>,
 ) -> Result<Child> {
+    let (job, name) = (process.job.as_str(), process.name());
     let mut command = Command::new(exe);
     if let Some(key) = key {
         command.env(crate::remote::auth::KEY_ENV, key);
@@ -263,23 +326,26 @@ fn spawn_job(
         .arg("run")
         .arg(bundle)
         .env("AMIMONO_JOB", job)
+        .env(crate::run::REPLICA_ENV, process.replica.to_string())
         .env("AMIMONO_BINDINGS", bindings)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("starting job `{job}`"))?;
+        .with_context(|| format!("starting job `{name}`"))?;
     let stdout = child.stdout.take().context("child stdout")?;
     let stderr = child.stderr.take().context("child stderr")?;
-    let (tx, name) = (events.clone(), job.to_string());
+    let tx = events.clone();
+    let out_name = name.clone();
     tokio::spawn(async move {
+        let name = out_name;
         let mut lines = BufReader::new(stdout).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             let _ = tx.send(Event::Stdout(name.clone(), line));
         }
     });
-    let (tx, name) = (events.clone(), job.to_string());
+    let tx = events.clone();
     tokio::spawn(async move {
         let mut lines = BufReader::new(stderr).lines();
         while let Ok(Some(line)) = lines.next_line().await {

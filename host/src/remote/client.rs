@@ -1,25 +1,33 @@
-//! The caller's side of a remote call: encodes the parameters, sends them to
-//! the callee's job over a pooled keep-alive HTTP/1.1 connection with the
-//! caller's revision, the remaining deadline and the call's MAC
-//! ([`super::auth`]), and decodes the results. Failures to reach the callee
-//! (transport errors, a callee too busy or shutting down) are retried only
-//! for functions the manifest marks idempotent, within the callee's retry
-//! budget and after a jittered backoff; a callee that keeps failing opens
-//! its circuit ([`super::resilience`]), and calls fail at once until a probe
-//! gets through.
+//! The caller's side of a remote call: encodes the parameters, picks one of
+//! the callee's endpoints ([`super::endpoints`]: every replica, every
+//! address its names resolve to; per call, round-robin), sends the call
+//! there over a pooled keep-alive HTTP/1.1 connection with the caller's
+//! revision, the remaining deadline and the call's MAC ([`super::auth`]),
+//! and decodes the results.
+//!
+//! A call that could not connect (the request was never sent) goes to
+//! another endpoint, whatever the function. Other failures to reach the
+//! callee (transport errors, a callee too busy or shutting down) are retried
+//! only for functions the manifest marks idempotent, within the callee's
+//! retry budget and after a jittered backoff, on another endpoint when there
+//! is one. An endpoint that keeps failing — or refuses a connection while
+//! the callee has others — is ejected ([`super::resilience`]) until a probe
+//! gets through; when every endpoint is ejected, calls fail at once.
 
 use super::auth::{self, Authentication, CallFields};
 use super::codec;
+use super::endpoints::{Endpoint, Endpoints, Pick, Resolve, SystemResolver};
 use super::protocol::{
-    CALL_PATH, CONTENT_TYPE, HEADER_CALLER, HEADER_DEADLINE_MS, HEADER_FUNCTION, HEADER_REVISION,
+    CONTENT_TYPE, HEADER_CALLER, HEADER_DEADLINE_MS, HEADER_FUNCTION, HEADER_REVISION,
     MAX_BODY_BYTES, status,
 };
-use super::resilience::{Admission, CircuitBreaker, RetryBudget, backoff};
+use super::resilience::{RetryBudget, backoff};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Type, Val};
 
@@ -31,40 +39,54 @@ const IDEMPOTENT_ATTEMPTS: u32 = 3;
 pub struct RemoteTarget {
     /// The callee's label.
     pub label: String,
-    /// The callee job's base URL (from the bindings file's `external`).
-    pub base_url: String,
     /// Deadline of each call.
     pub timeout: Duration,
-    uri: hyper::Uri,
-    breaker: CircuitBreaker,
+    endpoints: Endpoints,
     retries: RetryBudget,
 }
 
 impl RemoteTarget {
     /// A target for component `label` reached at `base_url`.
     pub fn new(label: &str, base_url: &str, timeout: Duration) -> Result<Self, String> {
-        let base = base_url.trim_end_matches('/');
-        let uri = format!("{base}{CALL_PATH}{label}")
-            .parse::<hyper::Uri>()
-            .map_err(|e| format!("`{base_url}` is not a usable base URL for `{label}`: {e}"))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(format!(
-                "`{base_url}` (for `{label}`): calls between jobs use plain `http://` URLs"
-            ));
-        }
+        RemoteTarget::with_urls(label, &[base_url.to_string()], timeout)
+    }
+
+    /// A target for component `label` reached at every one of `urls` (the
+    /// bindings file's `external`: each replica's, or one for the job),
+    /// names resolved by the system's resolver.
+    pub fn with_urls(label: &str, urls: &[String], timeout: Duration) -> Result<Self, String> {
+        RemoteTarget::with_resolver(label, urls, timeout, Arc::new(SystemResolver))
+    }
+
+    /// [`RemoteTarget::with_urls`], names resolved by `resolver`.
+    pub fn with_resolver(
+        label: &str,
+        urls: &[String],
+        timeout: Duration,
+        resolver: Arc<dyn Resolve>,
+    ) -> Result<Self, String> {
         Ok(RemoteTarget {
             label: label.to_string(),
-            base_url: base.to_string(),
             timeout,
-            uri,
-            breaker: CircuitBreaker::new(label),
+            endpoints: Endpoints::new(label, urls, resolver)?,
             retries: RetryBudget::default(),
         })
     }
 
-    /// Whether calls to this callee go out normally (its circuit is closed).
+    /// The URLs the callee is reached at, as given.
+    pub fn urls(&self) -> Vec<String> {
+        self.endpoints.urls()
+    }
+
+    /// The callee's endpoints.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// Whether calls to this callee go out normally (some address of it is
+    /// admitted: its circuit is closed).
     pub fn circuit_closed(&self) -> bool {
-        self.breaker.is_closed()
+        self.endpoints.any_admitted()
     }
 }
 
@@ -95,7 +117,7 @@ pub enum RemoteCallError {
     Transport {
         /// `<label>.<function>`.
         call: String,
-        /// The callee job's base URL.
+        /// The callee's address the call went to.
         address: String,
         /// What went wrong.
         detail: String,
@@ -105,7 +127,7 @@ pub enum RemoteCallError {
     DeadlineExceeded {
         /// `<label>.<function>`.
         call: String,
-        /// The callee job's base URL.
+        /// The callee's address the call went to.
         address: String,
         /// The deadline.
         timeout: Duration,
@@ -117,7 +139,7 @@ pub enum RemoteCallError {
     RevisionMismatch {
         /// `<label>.<function>`.
         call: String,
-        /// The callee job's base URL.
+        /// The callee's address the call went to.
         address: String,
         /// This host's revision.
         caller_revision: String,
@@ -129,29 +151,41 @@ pub enum RemoteCallError {
     Callee {
         /// `<label>.<function>`.
         call: String,
-        /// The callee job's base URL.
+        /// The callee's address the call went to.
         address: String,
         /// The HTTP status.
         status: u16,
         /// The callee's message.
         message: String,
     },
-    /// The callee kept failing: its circuit is open and the call was not sent.
-    #[error("remote call to {call} at {address} not sent: the callee failed repeatedly, its circuit is open for {} ms more", .retry_in.as_millis())]
+    /// Every address of the callee kept failing and is ejected (its
+    /// circuit is open): the call was not sent.
+    #[error("remote call to {call} at {address} not sent: the callee failed repeatedly at every address, its circuit is open for {} ms more", .retry_in.as_millis())]
     CircuitOpen {
         /// `<label>.<function>`.
         call: String,
-        /// The callee job's base URL.
+        /// Every address of the callee.
         address: String,
         /// Until the next probe.
         retry_in: Duration,
+    },
+    /// The callee's URLs name hosts that resolve to no address (yet): the
+    /// call was not sent.
+    #[error(
+        "remote call to {call} at {address} not sent: the host names resolve to no address (the callee's job may not run yet, or its name is wrong)"
+    )]
+    NoAddress {
+        /// `<label>.<function>`.
+        call: String,
+        /// The callee's URLs.
+        address: String,
     },
     /// The values could not be encoded or the answer decoded.
     #[error("remote call to {call} at {address} failed: {detail}")]
     Protocol {
         /// `<label>.<function>`.
         call: String,
-        /// The callee job's base URL.
+        /// The callee's address the call went to.
         address: String,
         /// What went wrong.
         detail: String,
@@ -208,27 +242,49 @@ impl RemoteClient {
         results: &mut [Val],
     ) -> Result<(), RemoteCallError> {
         let call = format!("{}.{}", target.label, function.name);
-        let address = target.base_url.as_str();
-        let protocol = |detail: String| RemoteCallError::Protocol {
-            call: call.clone(),
-            address: address.to_string(),
-            detail,
-        };
         let mut body = Vec::with_capacity(64);
-        codec::encode_values(params, &function.params, &mut body)
-            .map_err(|e| protocol(format!("cannot encode the arguments: {e}")))?;
+        if let Err(e) = codec::encode_values(params, &function.params, &mut body) {
+            return Err(RemoteCallError::Protocol {
+                call,
+                address: target.endpoints.describe(),
+                detail: format!("cannot encode the arguments: {e}"),
+            });
+        }
         let body = Bytes::from(body);
         let deadline = Instant::now() + target.timeout;
         target.retries.record_call();
+        target.endpoints.refresh_if_due().await;
         let mut attempt = 1;
+        // Endpoints tried so far, and the one the next attempt goes to.
+        let mut tried: Vec<Arc<Endpoint>> = Vec::new();
+        let mut next: Option<Arc<Endpoint>> = None;
         loop {
-            if let Admission::Refused(retry_in) = target.breaker.admit(Instant::now()) {
-                return Err(RemoteCallError::CircuitOpen {
-                    call,
-                    address: address.to_string(),
-                    retry_in,
-                });
-            }
+            let endpoint = match next.take() {
+                Some(endpoint) => endpoint,
+                None => match target.endpoints.pick(Instant::now(), &tried, true) {
+                    Pick::Endpoint(endpoint) => endpoint,
+                    Pick::Ejected(retry_in) => {
+                        target.endpoints.all_ejected();
+                        return Err(RemoteCallError::CircuitOpen {
+                            call,
+                            address: target.endpoints.describe(),
+                            retry_in,
+                        });
+                    }
+                    Pick::NoAddress => {
+                        return Err(RemoteCallError::NoAddress {
+                            call,
+                            address: target.endpoints.describe(),
+                        });
+                    }
+                },
+            };
+            let address = endpoint.address.as_str();
+            let protocol = |detail: String| RemoteCallError::Protocol {
+                call: call.clone(),
+                address: address.to_string(),
+                detail,
+            };
             let remaining = deadline.saturating_duration_since(Instant::now());
             let deadline_exceeded = || RemoteCallError::DeadlineExceeded {
                 call: call.clone(),
@@ -239,12 +295,15 @@ impl RemoteClient {
                 return Err(deadline_exceeded());
             }
             let deadline_ms = remaining.as_millis().max(1).to_string();
-            let mut request = hyper::Request::post(target.uri.clone())
+            let mut request = hyper::Request::post(endpoint.uri.clone())
                 .header(HEADER_REVISION, &self.revision)
                 .header(HEADER_FUNCTION, &function.qualified)
                 .header(HEADER_DEADLINE_MS, &deadline_ms)
                 .header(HEADER_CALLER, &self.caller)
                 .header(hyper::header::CONTENT_TYPE, CONTENT_TYPE);
+            if let Some(host) = &endpoint.host {
+                request = request.header(hyper::header::HOST, host);
+            }
             if let Authentication::Key(key) = &self.authentication {
                 let fields = CallFields {
                     revision: &self.revision,
@@ -279,20 +338,37 @@ impl RemoteClient {
             let response = match tokio::time::timeout(remaining, self.pool().request(request)).await
             {
                 Err(_) => {
-                    target.breaker.failed(Instant::now());
+                    endpoint.breaker.failed(Instant::now());
                     return Err(deadline_exceeded());
                 }
                 Ok(Err(e)) => {
-                    target.breaker.failed(Instant::now());
+                    let now = Instant::now();
+                    let several = target.endpoints.current().len() > 1;
+                    if e.is_connect() && several {
+                        // Refused or unreachable: the request was never
+                        // sent, and the callee has other endpoints.
+                        endpoint.breaker.eject(now);
+                    } else {
+                        endpoint.breaker.failed(now);
+                    }
+                    let detail = error_chain(&e);
+                    tried.push(endpoint.clone());
+                    if e.is_connect()
+                        && let Pick::Endpoint(other) = target.endpoints.pick(now, &tried, false)
+                    {
+                        tracing::debug!(%call, from = %endpoint.address, to = %other.address, error = %detail, "retrying remote call on another address: the request was never sent");
+                        next = Some(other);
+                        continue;
+                    }
                     if retry(attempt).await {
-                        tracing::debug!(%call, attempt, error = %error_chain(&e), "retrying idempotent remote call");
+                        tracing::debug!(%call, attempt, address = %endpoint.address, error = %detail, "retrying idempotent remote call");
                         attempt += 1;
                         continue;
                     }
                     return Err(RemoteCallError::Transport {
                         call,
-                        address: address.to_string(),
-                        detail: error_chain(&e),
+                        address: endpoint.address.clone(),
+                        detail,
                     });
                 }
                 Ok(Ok(response)) => response,
@@ -311,11 +387,11 @@ impl RemoteClient {
             .await;
             let bytes = match collected {
                 Err(_) => {
-                    target.breaker.failed(Instant::now());
+                    endpoint.breaker.failed(Instant::now());
                     return Err(deadline_exceeded());
                 }
                 Ok(Err(e)) => {
-                    target.breaker.failed(Instant::now());
+                    endpoint.breaker.failed(Instant::now());
                     return Err(RemoteCallError::Transport {
                         call,
                         address: address.to_string(),
@@ -327,14 +403,15 @@ impl RemoteClient {
             if code == status::UNAVAILABLE {
                 // Refused before it ran (busy, shutting down): safe to retry
                 // an idempotent call, and a sign of a struggling callee.
-                target.breaker.failed(Instant::now());
+                endpoint.breaker.failed(Instant::now());
                 if retry(attempt).await {
-                    tracing::debug!(%call, attempt, "retrying idempotent remote call refused by a busy callee");
+                    tracing::debug!(%call, attempt, address = %endpoint.address, "retrying idempotent remote call refused by a busy callee");
+                    tried.push(endpoint.clone());
                     attempt += 1;
                     continue;
                 }
             } else {
-                target.breaker.succeeded();
+                endpoint.breaker.succeeded();
             }
             return match code {
                 200 => {
@@ -387,3 +464,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,12 +1,15 @@
 //! Keeping a caller healthy when a callee job is not: a circuit breaker per
-//! callee and a retry budget per callee.
+//! address of a callee and a retry budget per callee.
 //!
 //! - [`CircuitBreaker`]: after [`FAILURES_TO_OPEN`] consecutive failures to
-//!   reach a callee (transport errors, missed deadlines, 503s), calls to it
-//!   fail at once for a while instead of each waiting for its deadline; then
-//!   one probe call is let through, and its outcome closes the circuit or
-//!   opens it again for twice as long (up to [`MAX_OPEN`]). Every change of
-//!   state is logged.
+//!   reach an address of a callee (transport errors, missed deadlines,
+//!   503s) — or at once, with [`CircuitBreaker::eject`], when a connection
+//!   to it is refused and the callee has other addresses — the address is
+//!   ejected: calls go to the callee's other addresses, or fail at once
+//!   when none is left, instead of each waiting for its deadline; then one
+//!   probe call is let through, and its outcome re-admits the address or
+//!   ejects it again for twice as long (up to [`MAX_OPEN`]). Every change
+//!   of state is logged.
 //! - [`RetryBudget`]: retries of idempotent calls are allowed only while
 //!   they stay a small share of all calls (a token bucket: each call earns a
 //!   tenth of a retry, up to ten saved), so a struggling callee is not hit
@@ -40,18 +43,21 @@ enum State {
     HalfOpen { period: Duration },
 }
 
-/// The circuit breaker of one callee.
+/// The circuit breaker of one address of a callee.
 #[derive(Debug)]
 pub struct CircuitBreaker {
     callee: String,
+    address: String,
     state: Mutex<State>,
 }
 
 impl CircuitBreaker {
-    /// A closed circuit for calls to `callee` (named in logs).
-    pub fn new(callee: &str) -> CircuitBreaker {
+    /// A closed circuit for calls to `callee` at `address` (both named in
+    /// logs).
+    pub fn new(callee: &str, address: &str) -> CircuitBreaker {
         CircuitBreaker {
             callee: callee.to_string(),
+            address: address.to_string(),
             state: Mutex::new(State::Closed { failures: 0 }),
         }
     }
@@ -66,7 +72,7 @@ impl CircuitBreaker {
             State::HalfOpen { .. } => Admission::Refused(Duration::ZERO),
             State::Open { until, period } if now >= until => {
                 *state = State::HalfOpen { period };
-                tracing::info!(callee = %self.callee, "circuit half-open: probing the callee with one call");
+                tracing::info!(callee = %self.callee, address = %self.address, "circuit half-open: probing the ejected address with one call");
                 Admission::Probe
             }
             State::Open { until, .. } => Admission::Refused(until - now),
@@ -80,19 +86,29 @@ impl CircuitBreaker {
         };
         if !matches!(*state, State::Closed { failures: 0 }) {
             if !matches!(*state, State::Closed { .. }) {
-                tracing::info!(callee = %self.callee, "circuit closed: the callee answers again");
+                tracing::info!(callee = %self.callee, address = %self.address, "circuit closed: the address answers again and is re-admitted");
             }
             *state = State::Closed { failures: 0 };
         }
     }
 
-    /// Records a call that could not reach the callee, at `now`.
+    /// Records a call that could not reach the address, at `now`.
     pub fn failed(&self, now: Instant) {
+        self.record_failure(now, FAILURES_TO_OPEN);
+    }
+
+    /// Records a call that could not reach the address and ejects it at
+    /// once (a refused connection when the callee has other addresses).
+    pub fn eject(&self, now: Instant) {
+        self.record_failure(now, 1);
+    }
+
+    fn record_failure(&self, now: Instant, failures_to_open: u32) {
         let Ok(mut state) = self.state.lock() else {
             return;
         };
         let open_for = match *state {
-            State::Closed { failures } if failures + 1 >= FAILURES_TO_OPEN => FIRST_OPEN,
+            State::Closed { failures } if failures + 1 >= failures_to_open => FIRST_OPEN,
             State::Closed { failures } => {
                 *state = State::Closed {
                     failures: failures + 1,
@@ -103,14 +119,14 @@ impl CircuitBreaker {
             // A call admitted before the circuit opened.
             State::Open { .. } => return,
         };
-        tracing::warn!(callee = %self.callee, open_ms = open_for.as_millis() as u64, "circuit open: calls to the callee fail at once until a probe succeeds");
+        tracing::warn!(callee = %self.callee, address = %self.address, open_ms = open_for.as_millis() as u64, "circuit open: the address is ejected; calls go to the callee's other addresses, or fail at once when none is left, until a probe succeeds");
         *state = State::Open {
             until: now + open_for,
             period: open_for,
         };
     }
 
-    /// Whether the circuit is closed (for tests and reports).
+    /// Whether the circuit is closed (the address is admitted).
     pub fn is_closed(&self) -> bool {
         self.state
             .lock()
@@ -173,7 +189,7 @@ mod tests {
 
     #[test]
     fn the_circuit_opens_probes_and_closes() {
-        let breaker = CircuitBreaker::new("greeter");
+        let breaker = CircuitBreaker::new("greeter", "http://127.0.0.1:1");
         let t0 = Instant::now();
         for _ in 0..FAILURES_TO_OPEN - 1 {
             breaker.failed(t0);
@@ -196,8 +212,24 @@ mod tests {
     }
 
     #[test]
+    fn an_ejected_address_is_probed_after_a_growing_pause() {
+        let breaker = CircuitBreaker::new("greeter", "http://127.0.0.1:1");
+        let t0 = Instant::now();
+        breaker.eject(t0);
+        assert_eq!(breaker.admit(t0), Admission::Refused(FIRST_OPEN));
+        let t1 = t0 + FIRST_OPEN;
+        assert_eq!(breaker.admit(t1), Admission::Probe);
+        breaker.eject(t1);
+        assert_eq!(breaker.admit(t1), Admission::Refused(FIRST_OPEN * 2));
+        let t2 = t1 + FIRST_OPEN * 2;
+        assert_eq!(breaker.admit(t2), Admission::Probe);
+        breaker.succeeded();
+        assert_eq!(breaker.admit(t2), Admission::Call);
+    }
+
+    #[test]
     fn a_success_resets_the_failure_count() {
-        let breaker = CircuitBreaker::new("greeter");
+        let breaker = CircuitBreaker::new("greeter", "http://127.0.0.1:1");
         let t0 = Instant::now();
         for _ in 0..FAILURES_TO_OPEN - 1 {
             breaker.failed(t0);

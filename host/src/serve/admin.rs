@@ -5,7 +5,8 @@
 //! - `GET /readyz`: 200 once the job may take traffic (readiness): its
 //!   graphs are prepared and every listener bound (a [`crate::Job`] exists
 //!   and [`crate::Job::serve`] runs), and the jobs it calls accept
-//!   connections — waited for at most [`READY_WAIT`] after start, then ready
+//!   connections (at least one address of each: one replica is enough) —
+//!   waited for at most [`READY_WAIT`] after start, then ready
 //!   anyway with a warning, so jobs that call each other never wait on each
 //!   other. Checked at start only: a callee that goes away later is the
 //!   remote-call client's to handle (retries, circuit breaker), not a
@@ -86,27 +87,27 @@ impl Readiness {
     }
 }
 
-/// A job this one calls: a callee's label and its job's `host:port`.
+/// A job this one calls: a callee's label and the `host:port` of each of
+/// its URLs (each replica's, or one name for the job).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Callee {
     /// The callee component's label.
     pub label: String,
-    /// Where its job listens (from its base URL).
-    pub authority: String,
+    /// Where its job listens (from its base URLs).
+    pub authorities: Vec<String>,
 }
 
-/// Marks `readiness` ready once every callee accepts a TCP connection, or
-/// once `wait` has passed (with a warning naming those that do not).
+/// Marks `readiness` ready once every callee accepts a TCP connection on at
+/// least one of its addresses (a name is tried at each address it resolves
+/// to), or once `wait` has passed (with a warning naming those that do not).
 pub async fn become_ready(callees: Vec<Callee>, wait: Duration, readiness: Arc<Readiness>) {
     let until = tokio::time::Instant::now() + wait;
     let mut pending = callees;
     loop {
         let mut still = Vec::new();
         for callee in pending {
-            let connect = tokio::net::TcpStream::connect(callee.authority.as_str());
-            match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-                Ok(Ok(_)) => {}
-                _ => still.push(callee),
+            if !accepts_somewhere(&callee.authorities).await {
+                still.push(callee);
             }
         }
         pending = still;
@@ -116,7 +117,7 @@ pub async fn become_ready(callees: Vec<Callee>, wait: Duration, readiness: Arc<R
         if tokio::time::Instant::now() >= until {
             let unreachable: Vec<String> = pending
                 .iter()
-                .map(|c| format!("`{}` at {}", c.label, c.authority))
+                .map(|c| format!("`{}` at {}", c.label, c.authorities.join(", ")))
                 .collect();
             tracing::warn!(wait_ms = wait.as_millis() as u64, unreachable = %unreachable.join(", "), "ready although components this job calls do not accept connections yet");
             break;
@@ -125,6 +126,17 @@ pub async fn become_ready(callees: Vec<Callee>, wait: Duration, readiness: Arc<R
     }
     readiness.set_ready();
     tracing::info!("ready");
+}
+
+/// Whether one of `authorities` accepts a TCP connection.
+async fn accepts_somewhere(authorities: &[String]) -> bool {
+    for authority in authorities {
+        let connect = tokio::net::TcpStream::connect(authority.as_str());
+        if let Ok(Ok(_)) = tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            return true;
+        }
+    }
+    false
 }
 
 /// The admin listener's answer to `request`.
@@ -214,6 +226,25 @@ mod tests {
             readiness.answer(),
             (StatusCode::SERVICE_UNAVAILABLE, "not ready: draining\n")
         );
+    }
+
+    #[tokio::test]
+    async fn one_listening_replica_makes_a_callee_ready() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let up = listener.local_addr().unwrap().to_string();
+        let down = {
+            let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            gone.local_addr().unwrap().to_string()
+        };
+        assert!(accepts_somewhere(&[down.clone(), up]).await);
+        assert!(!accepts_somewhere(&[down]).await);
+        let readiness = Readiness::new();
+        let callee = Callee {
+            label: "greeter".into(),
+            authorities: vec![listener.local_addr().unwrap().to_string()],
+        };
+        become_ready(vec![callee], Duration::from_secs(5), readiness.clone()).await;
+        assert!(readiness.is_ready());
     }
 
     #[test]

@@ -441,7 +441,10 @@ where
         Ok(Ok(results)) => {
             let mut out = Vec::with_capacity(64);
             match codec::encode_values(&results, &function.results, &mut out) {
-                Ok(()) => reply(server, 200, CONTENT_TYPE, Bytes::from(out)),
+                Ok(()) => {
+                    tracing::debug!(request_id = %id, component = %label, function = %function_name, %caller, "served a remote call");
+                    reply(server, 200, CONTENT_TYPE, Bytes::from(out))
+                }
                 Err(e) => {
                     tracing::error!(request_id = %id, component = %label, function = %function_name, error = %e, "cannot encode the results of a remote call");
                     error(
