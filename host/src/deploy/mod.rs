@@ -6,6 +6,8 @@
 //! command writes files that the usual tools (`podman load`, `kind load`,
 //! `kubectl apply`, `docker compose up`) take.
 
+pub mod image;
+
 use std::fmt;
 
 /// An image reference (`[registry/]repository[:tag][@digest]`), checked
@@ -64,6 +66,11 @@ impl ImageRef {
     /// The tag (`latest` when neither a tag nor a digest is given).
     pub fn tag(&self) -> Option<&str> {
         self.parsed.tag()
+    }
+
+    /// The digest (`sha256:…`), if one is given.
+    pub fn digest(&self) -> Option<&str> {
+        self.parsed.digest()
     }
 
     /// The fully qualified form (`docker.io/library/x:latest`).
