@@ -100,7 +100,7 @@ pub fn write_image(
     let (app, revision) = (opened.app.name().to_string(), opened.index.revision.clone());
     if opened.index.engine != engine_fingerprint {
         progress(format!(
-            "warning: `{}` was built by amimono {} for another engine: in the image its graphs will be compiled at every start; rebuild it with this amimono (`amimono build`)",
+            "warning: `{}` was built by amimono {} for another engine (version, settings or CPU features): where its precompiled graphs do not fit, the image's containers compile them at start; rebuild it with this amimono (`amimono build`) for the fast start",
             bundle.display(),
             opened.index.amimono_version
         ));
