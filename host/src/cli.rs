@@ -3,8 +3,10 @@
 
 use crate::app::App;
 use crate::application::Application;
+use crate::artifact_cache::engine_fingerprint;
 use crate::bindings_file::Bindings;
 use crate::bundle::{Bundle, build_components, is_bundle, write_bundle};
+use crate::deploy::image::{parse_tag, write_image};
 use crate::engine::{EngineUse, new_engine};
 use crate::launcher::bindings::{localhost_bindings, ports_file};
 use crate::launcher::up::{UpOptions, up};
@@ -75,6 +77,17 @@ pub enum Command {
     Inspect {
         /// The bundle (`.amimono`).
         bundle: PathBuf,
+    },
+    /// Write an OCI image archive of a bundle and this `amimono` (for `podman load`, `docker load`, `kind load image-archive`, `skopeo copy oci-archive:`); prints its path, size, digest and name.
+    Image {
+        /// The bundle (`.amimono`).
+        bundle: PathBuf,
+        /// Where to write the archive [default: target/amimono/<app>-image.tar].
+        #[arg(short = 'o', long)]
+        out: Option<PathBuf>,
+        /// The image's name [default: localhost/<app>:<revision>].
+        #[arg(long)]
+        tag: Option<String>,
     },
     /// Write a bindings file for running every job on localhost (ports persist beside the app).
     Bindings {
@@ -341,6 +354,32 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 .lock()
                 .write_all(text.as_bytes())
                 .context("writing to stdout")?;
+            Ok(0)
+        }
+        Command::Image { bundle, out, tag } => {
+            let started = std::time::Instant::now();
+            let tag = tag.as_deref().map(parse_tag).transpose()?;
+            let engine = new_engine(EngineUse::Serving)?;
+            let written = write_image(
+                &bundle,
+                out.as_deref(),
+                tag,
+                &engine_fingerprint(&engine),
+                &mut progress,
+            )?;
+            progress(format!(
+                "wrote the image in {:.1} s",
+                started.elapsed().as_secs_f64()
+            ));
+            writeln!(
+                std::io::stdout().lock(),
+                "image {} ({} MiB)\ndigest {}\ntag {}",
+                written.path.display(),
+                written.bytes.div_ceil(1 << 20),
+                written.manifest_digest,
+                written.name
+            )
+            .context("writing to stdout")?;
             Ok(0)
         }
         Command::Bindings {

@@ -18,24 +18,14 @@
 //! Both parts run in one test: they publish the same fixed host ports
 //! (8080, 9000–9001, 9100–9101).
 
-use amimono_tests::{TEST_CLUSTER_KEY, get, podman, podman_compose, run_amimono, texts};
+use amimono_tests::{
+    TEST_CLUSTER_KEY, get, podman, podman_compose, podman_ok, run_amimono, texts,
+};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
-
-/// Runs `podman <args>`; its output, which must be a success.
-fn podman_ok(args: &[&str]) -> Output {
-    let out = podman().args(args).output().expect("running podman");
-    let (stdout, stderr) = texts(&out);
-    assert!(
-        out.status.success(),
-        "podman {args:?} failed:\n{stdout}\n{stderr}"
-    );
-    out
-}
 
 /// Everything a run creates in podman, removed on drop (also when the test
 /// fails half-way).
@@ -330,8 +320,9 @@ fn the_split_hello_app_answers_from_containers_under_kube_play_and_compose() {
             if !selects(&service["spec"]["selector"], labels) {
                 continue;
             }
-            let out = podman_ok(&["pod", "inspect", pod, "--format", "{{.InfraContainerID}}"]);
-            let infra = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let infra = podman_ok(&["pod", "inspect", pod, "--format", "{{.InfraContainerID}}"])
+                .trim()
+                .to_string();
             podman_ok(&["network", "disconnect", &network, &infra]);
             podman_ok(&["network", "connect", "--alias", &alias, &network, &infra]);
         }

@@ -17,6 +17,7 @@ mod faults;
 mod hardening;
 mod health;
 mod hello_http;
+mod image;
 mod keyvalue;
 mod launcher;
 mod limits;

@@ -67,6 +67,10 @@ pub fn amimono() -> Command {
         .env_remove("AMIMONO_REPLICA")
         .env_remove("AMIMONO_CLUSTER_KEY_FILE")
         .env_remove("AMIMONO_INSECURE_NO_AUTH")
+        // `amimono build` runs the guests' cargo builds: incremental
+        // compilation (handy for the host) makes wasm-component-ld fail on
+        // them ("module requires an import interface named …").
+        .env_remove("CARGO_INCREMENTAL")
         .env("AMIMONO_CLUSTER_KEY", TEST_CLUSTER_KEY)
         .env("NO_COLOR", "1");
     if std::env::var_os("AMIMONO_CACHE_DIR").is_none() {
@@ -844,8 +848,8 @@ pub fn kubernetes_validate() -> PathBuf {
     path
 }
 
-/// `podman` with this machine's settings (`tests/podman/containers.conf`:
-/// runc, lower ulimits; see FACTS.md).
+/// A `podman` command with the tests' settings: `tests/podman/containers.conf`
+/// (runc, since crun fails on this machine kind, and ulimits it allows).
 pub fn podman() -> Command {
     let mut command = Command::new("podman");
     command.env(
@@ -872,6 +876,8 @@ pub fn podman_compose() -> Command {
         root().join("tests/podman/containers.conf"),
     );
     command
+}
+
 /// The hello manifest (see [`hello_manifest`]) with `replicas` replicas of
 /// the `backend` job and every function of the greeter marked idempotent.
 pub fn replicated_hello_manifest(replicas: u32) -> String {
@@ -964,4 +970,109 @@ pub fn env_of(pid: u32, name: &str) -> Option<String> {
         .split(|b| *b == 0)
         .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
         .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// Runs `podman args` to completion; its stdout, or a panic with its stderr.
+pub fn podman_ok(args: &[&str]) -> String {
+    let output = podman().args(args).output().expect("running podman");
+    let (stdout, stderr) = texts(&output);
+    assert!(
+        output.status.success(),
+        "podman {}: {stderr}",
+        args.join(" ")
+    );
+    stdout
+}
+
+/// What a test made in podman (images, containers, volumes), all with names
+/// unique to the test process; removed on drop, also when the test fails.
+pub struct Podman {
+    prefix: String,
+    images: Vec<String>,
+    containers: Vec<String>,
+    volumes: Vec<String>,
+}
+
+impl Podman {
+    /// A new set, its names starting `amimono-test-<pid>-<n>`.
+    pub fn new() -> Podman {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        Podman {
+            prefix: format!("amimono-test-{}-{n}", std::process::id()),
+            images: Vec::new(),
+            containers: Vec::new(),
+            volumes: Vec::new(),
+        }
+    }
+
+    /// An image name of this set (`localhost/amimono-test-<pid>-<n>:t`),
+    /// removed on drop.
+    pub fn image_name(&mut self) -> String {
+        let name = format!("localhost/{}:t", self.prefix);
+        self.images.push(name.clone());
+        name
+    }
+
+    /// A container or volume name of this set with `suffix`; `volume`
+    /// says which, for the removal on drop.
+    pub fn name(&mut self, suffix: &str, volume: bool) -> String {
+        let name = format!("{}-{suffix}", self.prefix);
+        if volume {
+            self.volumes.push(name.clone());
+        } else {
+            self.containers.push(name.clone());
+        }
+        name
+    }
+
+    /// `podman load -i archive`; its stdout (`Loaded image: <name>`).
+    pub fn load(&self, archive: &Path) -> String {
+        podman_ok(&["load", "-i", archive.to_str().unwrap()])
+    }
+
+    /// Container `name`'s output so far (stdout, then stderr).
+    pub fn logs(&self, name: &str) -> String {
+        let output = podman().args(["logs", name]).output().unwrap();
+        let (stdout, stderr) = texts(&output);
+        format!("{stdout}{stderr}")
+    }
+
+    /// Waits up to `timeout` until container `name`'s output contains
+    /// `needle`; its output either way.
+    pub fn wait_for_log(&self, name: &str, needle: &str, timeout: Duration) -> (bool, String) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let logs = self.logs(name);
+            if logs.contains(needle) || std::time::Instant::now() >= deadline {
+                return (logs.contains(needle), logs);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Default for Podman {
+    fn default() -> Podman {
+        Podman::new()
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let remove = |args: &[&str], names: &[String]| {
+            if !names.is_empty() {
+                let _ = podman()
+                    .args(args)
+                    .args(names)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        };
+        remove(&["rm", "-f", "-t", "0"], &self.containers);
+        remove(&["rmi", "-f"], &self.images);
+        remove(&["volume", "rm", "-f"], &self.volumes);
+    }
 }

@@ -211,6 +211,10 @@ fn test() -> Result<(), String> {
     ensure_rust_target("wasm32-wasip1")?;
     // The Redis key-value tests start a real redis-server on loopback.
     ensure_debian_package("redis-server", "redis-server")?;
+    // The image tests load `amimono image`'s archive into podman and run it
+    // with runc (crun, Debian's default, fails on some machines).
+    ensure_debian_package("podman", "podman")?;
+    ensure_debian_package("runc", "runc")?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     build()?;
     ensure_python_test_tools()?;

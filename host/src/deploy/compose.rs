@@ -12,8 +12,9 @@
 //! resolves to every replica and the remote-call client spreads calls.
 
 use super::ImageRef;
-use super::kube::{RUN_AS, seconds_up};
-use super::plan::{BINARY_PATH, BINDINGS_PATH, DATA_PATH, DeployPlan, JobPlan};
+use super::image::{BINARY_PATH, DATA_DIR as DATA_PATH, USER};
+use super::kube::seconds_up;
+use super::plan::{BINDINGS_PATH, DeployPlan, JobPlan};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -222,7 +223,7 @@ fn service(plan: &DeployPlan, job: &JobPlan, options: &ComposeOptions) -> Compos
         ports,
         volumes,
         tmpfs,
-        user: format!("{RUN_AS}:{RUN_AS}"),
+        user: format!("{}:{}", USER.uid, USER.gid),
         read_only: true,
         cap_drop: vec!["ALL".into()],
         security_opt: vec!["no-new-privileges:true".into()],

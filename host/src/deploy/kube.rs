@@ -16,7 +16,8 @@
 //! again with `--serve-revision`.
 
 use super::ImageRef;
-use super::plan::{BINDINGS_PATH, DATA_PATH, DeployPlan, JobPlan, SHORT_REVISION};
+use super::image::{DATA_DIR as DATA_PATH, USER};
+use super::plan::{BINDINGS_PATH, DeployPlan, JobPlan, SHORT_REVISION};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
@@ -40,8 +41,6 @@ pub const LABEL_NAME: &str = "app.kubernetes.io/name";
 pub const LABEL_JOB: &str = "amimono.dev/job";
 /// Label: the revision.
 pub const LABEL_REVISION: &str = "amimono.dev/revision";
-/// The user and group the container runs as (not root).
-pub const RUN_AS: i64 = 65532;
 /// What the pod's `preStop` waits before the job gets SIGTERM, so that
 /// Services stop routing to it before its listeners close.
 pub const PRE_STOP_SECONDS: i64 = 5;
@@ -401,9 +400,9 @@ fn pod_template(
             termination_grace_period_seconds: Some(grace_seconds),
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
-                run_as_user: Some(RUN_AS),
-                run_as_group: Some(RUN_AS),
-                fs_group: Some(RUN_AS),
+                run_as_user: Some(USER.uid as i64),
+                run_as_group: Some(USER.gid as i64),
+                fs_group: Some(USER.gid as i64),
                 seccomp_profile: Some(SeccompProfile {
                     type_: "RuntimeDefault".into(),
                     ..SeccompProfile::default()

@@ -8,6 +8,7 @@
 //! `kubectl apply`, `docker compose up`) take.
 
 pub mod compose;
+pub mod image;
 pub mod kube;
 pub mod plan;
 
@@ -113,19 +114,14 @@ impl ImageRef {
         &self.text
     }
 
-    /// The registry (`docker.io` when none is given).
-    pub fn registry(&self) -> &str {
-        self.parsed.registry()
-    }
-
-    /// The repository (`library/x` for a bare `x` on Docker Hub).
-    pub fn repository(&self) -> &str {
-        self.parsed.repository()
-    }
-
     /// The tag (`latest` when neither a tag nor a digest is given).
     pub fn tag(&self) -> Option<&str> {
         self.parsed.tag()
+    }
+
+    /// The digest (`sha256:…`), if one is given.
+    pub fn digest(&self) -> Option<&str> {
+        self.parsed.digest()
     }
 
     /// The fully qualified form (`docker.io/library/x:latest`).
@@ -149,8 +145,8 @@ mod tests {
         let local = ImageRef::parse("localhost/hello:dev").unwrap();
         assert_eq!(local.as_str(), "localhost/hello:dev");
         assert_eq!(
-            (local.registry(), local.repository(), local.tag()),
-            ("localhost", "hello", Some("dev"))
+            (local.qualified().as_str(), local.tag()),
+            ("localhost/hello:dev", Some("dev"))
         );
         let hub = ImageRef::parse("hello").unwrap();
         assert_eq!(hub.qualified(), "docker.io/library/hello:latest");

@@ -31,12 +31,8 @@ pub const FIRST_RPC_PORT: u16 = 9000;
 pub const FIRST_ADMIN_PORT: u16 = 9100;
 /// Most jobs a layout may have here (their ports must not overlap).
 const MAX_JOBS: u16 = FIRST_ADMIN_PORT - FIRST_RPC_PORT;
-/// The `amimono` binary in the image.
-pub const BINARY_PATH: &str = "/usr/local/bin/amimono";
 /// Where the bindings file is mounted in the container.
 pub const BINDINGS_PATH: &str = "/etc/amimono/bindings.toml";
-/// The writable volume for durable data (`AMIMONO_DATA_DIR`).
-pub const DATA_PATH: &str = "/data";
 /// Characters of the revision in object names.
 pub const SHORT_REVISION: usize = 8;
 
