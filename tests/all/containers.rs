@@ -19,7 +19,7 @@
 //! (8080, 9000–9001, 9100–9101).
 
 use amimono_tests::{
-    TEST_CLUSTER_KEY, get, podman, podman_compose, podman_ok, run_amimono, texts,
+    TEST_CLUSTER_KEY, podman, podman_compose, podman_ok, run_amimono, texts, try_get,
 };
 use base64::Engine;
 use serde::Deserialize;
@@ -149,9 +149,8 @@ fn selects(selector: &Value, labels: &Value) -> bool {
 fn wait_for_page(url: &str, bound: Duration, logs: impl Fn() -> String) -> String {
     let until = Instant::now() + bound;
     loop {
-        let reply = std::panic::catch_unwind(|| get(url)).ok();
-        match reply {
-            Some(reply) if reply.status == 200 => return reply.body,
+        match try_get(url) {
+            Ok(reply) if reply.status == 200 => return reply.body,
             _ if Instant::now() >= until => {
                 panic!(
                     "{url} did not answer 200 within {bound:?}; logs:\n{}",
@@ -249,6 +248,7 @@ fn the_split_hello_app_answers_from_containers_under_kube_play_and_compose() {
     let mut create = podman()
         .args(["secret", "create", secret, "-"])
         .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     std::io::Write::write_all(&mut create.stdin.take().unwrap(), value.as_bytes()).unwrap();

@@ -336,19 +336,24 @@ pub struct Reply {
 
 /// GETs `url` and returns status and body, whatever the status.
 pub fn get(url: &str) -> Reply {
+    try_get(url).unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// GETs `url`: status and body whatever the status, or why no answer came.
+pub fn try_get(url: &str) -> Result<Reply, String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .into();
-    let mut response = agent
-        .get(url)
-        .call()
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    Reply {
+    let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
+    Ok(Reply {
         status: response.status().as_u16(),
-        body: response.body_mut().read_to_string().unwrap(),
-    }
+        body: response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| e.to_string())?,
+    })
 }
 
 /// Ports handed out by [`free_port`]: below Linux's ephemeral range

@@ -1,10 +1,14 @@
 //! `amimono deploy compose`: a `compose.yaml` (the Compose specification)
 //! for one revision of a bundle: one service per job (its replicas as
-//! `deploy.replicas`), the bindings file as a config, ports for HTTP
+//! `deploy.replicas`), the bindings file mounted read-only, ports for HTTP
 //! components, a healthcheck on the admin listener (`amimono probe`, the
 //! image has no shell or curl), a named volume where a job keeps durable
 //! state, and the same restrictions as on Kubernetes (non-root, read-only
 //! root filesystem, no capabilities).
+//!
+//! The bindings file is a bind mount, not a Compose `configs` entry:
+//! podman-compose (1.6) does not implement `configs`, and a read-only bind
+//! mount means the same in every Compose implementation.
 //!
 //! Secrets are files the operator writes beside the compose file
 //! (`secrets/cluster-key`, `secrets/app-secrets.toml`), never values in it.
@@ -47,7 +51,6 @@ pub struct ComposeFiles {
 struct ComposeFile {
     name: String,
     services: BTreeMap<String, ComposeService>,
-    configs: BTreeMap<String, FileSource>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     secrets: BTreeMap<String, FileSource>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -63,13 +66,11 @@ struct FileSource {
 struct ComposeService {
     image: String,
     environment: BTreeMap<String, String>,
-    configs: Vec<ConfigMount>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     secrets: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     ports: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    volumes: Vec<String>,
+    volumes: Vec<Mount>,
     tmpfs: Vec<String>,
     user: String,
     read_only: bool,
@@ -81,10 +82,15 @@ struct ComposeService {
     deploy: Deploy,
 }
 
+/// A mount in Compose's long syntax.
 #[derive(Serialize)]
-struct ConfigMount {
+struct Mount {
+    #[serde(rename = "type")]
+    kind: &'static str,
     source: String,
     target: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    read_only: bool,
 }
 
 #[derive(Serialize)]
@@ -138,12 +144,6 @@ pub fn compose_file(plan: &DeployPlan, options: &ComposeOptions) -> Result<Compo
     let file = ComposeFile {
         name: format!("{}-{}", plan.app, plan.short_revision()),
         services,
-        configs: BTreeMap::from([(
-            "bindings".to_string(),
-            FileSource {
-                file: format!("./{}", options.bindings_file),
-            },
-        )]),
         secrets,
         volumes,
     };
@@ -204,10 +204,20 @@ fn service(plan: &DeployPlan, job: &JobPlan, options: &ComposeOptions) -> Compos
             }
         })
         .collect();
-    let mut volumes = Vec::new();
+    let mut volumes = vec![Mount {
+        kind: "bind",
+        source: format!("./{}", options.bindings_file),
+        target: BINDINGS_PATH.into(),
+        read_only: true,
+    }];
     let mut tmpfs = vec!["/tmp".to_string()];
     if job.local_state.is_some() {
-        volumes.push(format!("{}:{DATA_PATH}", data_volume(job)));
+        volumes.push(Mount {
+            kind: "volume",
+            source: data_volume(job),
+            target: DATA_PATH.into(),
+            read_only: false,
+        });
     } else {
         tmpfs.push(DATA_PATH.to_string());
     }
@@ -215,10 +225,6 @@ fn service(plan: &DeployPlan, job: &JobPlan, options: &ComposeOptions) -> Compos
     ComposeService {
         image: options.image.as_str().to_string(),
         environment,
-        configs: vec![ConfigMount {
-            source: "bindings".into(),
-            target: BINDINGS_PATH.into(),
-        }],
         secrets,
         ports,
         volumes,
