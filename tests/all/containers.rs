@@ -19,7 +19,7 @@
 //! (8080, 9000–9001, 9100–9101).
 
 use amimono_tests::{
-    TEST_CLUSTER_KEY, podman, podman_compose, podman_ok, run_amimono, texts, try_get,
+    TEST_CLUSTER_KEY, build_bundle, podman, podman_compose, podman_ok, run_amimono, texts, try_get,
 };
 use base64::Engine;
 use serde::Deserialize;
@@ -189,12 +189,7 @@ fn pod_logs(pods: &[String]) -> String {
 #[test]
 fn the_split_hello_app_answers_from_containers_under_kube_play_and_compose() {
     let dir = tempfile::tempdir().unwrap();
-    let bundle = dir.path().join("hello.amimono");
-    let out = run_amimono(
-        &["build", "examples/hello", "--out", bundle.to_str().unwrap()],
-        &[],
-    );
-    assert!(out.status.success(), "{}", texts(&out).1);
+    let (bundle, _) = build_bundle(Path::new("examples/hello"), dir.path());
     let tag = format!("localhost/amimono-e2e-{}:test", std::process::id());
     let archive = dir.path().join("image.tar");
     let out = run_amimono(

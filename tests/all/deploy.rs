@@ -6,30 +6,8 @@
 //! offline; `cargo xtask test` installs it). Bad input: each a clear error
 //! naming the thing at fault.
 
-use amimono_tests::{kubernetes_validate, root, run_amimono, temp_app, texts};
+use amimono_tests::{build_bundle, kubernetes_validate, root, run_amimono, temp_app, texts};
 use std::path::{Path, PathBuf};
-
-/// Builds the app at `app` into `dir`; the bundle and its revision.
-fn build(app: &Path, dir: &Path) -> (PathBuf, String) {
-    let bundle = dir.join("app.amimono");
-    let out = run_amimono(
-        &[
-            "build",
-            app.to_str().unwrap(),
-            "--out",
-            bundle.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let (stdout, stderr) = texts(&out);
-    assert!(out.status.success(), "{stderr}");
-    let revision = stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("revision "))
-        .unwrap()
-        .to_string();
-    (bundle, revision)
-}
 
 /// Runs `amimono deploy <args>`, which must succeed; the files it wrote.
 fn deploy(args: &[&str]) -> Vec<PathBuf> {
@@ -104,7 +82,7 @@ fn assert_valid_kubernetes(files: &[PathBuf]) {
 #[test]
 fn hello_manifests_match_their_golden_files_and_the_kubernetes_schema() {
     let dir = tempfile::tempdir().unwrap();
-    let (bundle, revision) = build(&root().join("examples/hello"), dir.path());
+    let (bundle, revision) = build_bundle(&root().join("examples/hello"), dir.path());
     let out = dir.path().join("kube");
     let files = deploy(&[
         "kube",
@@ -153,7 +131,7 @@ const SHOP: &str = "[app]\nname = \"shop\"\n\n\
 #[test]
 fn replicas_secrets_budgets_and_layouts_reach_the_manifests() {
     let app = temp_app(SHOP);
-    let (bundle, revision) = build(app.path(), app.path());
+    let (bundle, revision) = build_bundle(app.path(), app.path());
     let out = app.path().join("kube");
     let files = deploy(&[
         "kube",
@@ -212,7 +190,7 @@ fn replicas_secrets_budgets_and_layouts_reach_the_manifests() {
 #[test]
 fn bad_input_is_refused_naming_the_thing_at_fault() {
     let dir = tempfile::tempdir().unwrap();
-    let (bundle, revision) = build(&root().join("examples/hello"), dir.path());
+    let (bundle, revision) = build_bundle(&root().join("examples/hello"), dir.path());
     let bundle = bundle.to_str().unwrap();
     let out = dir.path().join("kube");
     let out = out.to_str().unwrap();

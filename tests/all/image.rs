@@ -1,25 +1,13 @@
 //! `amimono image`: the hello bundle's image archive, loaded into podman and
 //! run for real as a non-root user on a read-only root filesystem.
 
-use amimono_tests::{Podman, free_port, get, podman_ok, run_amimono, texts};
+use amimono_tests::{Podman, build_bundle, free_port, get, podman_ok, run_amimono, texts};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Builds the hello bundle into `dir`; its path and revision.
 fn bundle(dir: &Path) -> (PathBuf, String) {
-    let bundle = dir.join("hello.amimono");
-    let out = run_amimono(
-        &["build", "examples/hello", "--out", bundle.to_str().unwrap()],
-        &[],
-    );
-    let (stdout, stderr) = texts(&out);
-    assert!(out.status.success(), "{stderr}");
-    let revision = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("revision "))
-        .unwrap_or_else(|| panic!("no revision in {stdout}"))
-        .to_string();
-    (bundle, revision)
+    build_bundle(Path::new("examples/hello"), dir)
 }
 
 /// What `amimono image` printed.

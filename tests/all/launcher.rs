@@ -1,7 +1,9 @@
 //! `amimono bindings` (stable localhost ports) and `amimono up` (one process
 //! per job, supervised).
 
-use amimono_tests::{Host, free_port, get, hello_manifest, run_amimono, temp_app, texts};
+use amimono_tests::{
+    Host, child_pids, env_of, free_port, get, hello_manifest, run_amimono, temp_app, texts,
+};
 use std::time::Duration;
 
 fn bindings(app: &std::path::Path, base: u16) -> String {
@@ -62,26 +64,6 @@ fn bindings_ports_are_stable_and_checked_free() {
     assert_ne!(port_of(&third, "frontend"), port_of(&first, "frontend"));
 }
 
-/// The pids of `parent`'s children, from /proc.
-fn children(parent: u32) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // Fields after the command name, which is in parentheses.
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        let ppid: u32 = after.split(' ').nth(1).unwrap().parse().unwrap();
-        if ppid == parent {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
 fn job_of(pid: u32) -> Option<String> {
     let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
     environ
@@ -112,15 +94,6 @@ fn start_up_without(app: &tempfile::TempDir, unset: &[&str]) -> Host {
     )
 }
 
-fn env_of(pid: u32, name: &str) -> Option<String> {
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-    let prefix = format!("{name}=");
-    environ
-        .split(|b| *b == 0)
-        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-}
-
 #[test]
 fn up_gives_every_job_one_new_cluster_key() {
     let app = temp_app(&hello_manifest());
@@ -128,7 +101,7 @@ fn up_gives_every_job_one_new_cluster_key() {
     // The split app works: its calls between jobs are authenticated.
     let reply = get(&format!("{}/hello/world", up.url("frontend")));
     assert_eq!(reply.status, 200, "{reply:?}");
-    let keys: Vec<String> = children(up.pid())
+    let keys: Vec<String> = child_pids(up.pid())
         .into_iter()
         .filter_map(|pid| env_of(pid, "AMIMONO_CLUSTER_KEY"))
         .collect();
@@ -158,7 +131,7 @@ fn up_runs_one_process_per_job_and_says_which_job_died() {
             "{job}"
         );
     }
-    let kids = children(up.pid());
+    let kids = child_pids(up.pid());
     let mut jobs: Vec<String> = kids.iter().filter_map(|pid| job_of(*pid)).collect();
     jobs.sort();
     assert_eq!(jobs, ["backend", "web"]);
@@ -203,7 +176,7 @@ fn up_runs_one_process_per_job_and_says_which_job_died() {
 fn up_stops_every_job_on_sigterm() {
     let app = temp_app(&hello_manifest());
     let mut up = start_up(&app);
-    let kids = children(up.pid());
+    let kids = child_pids(up.pid());
     assert_eq!(kids.len(), 2);
     std::process::Command::new("kill")
         .args(["-TERM", &up.pid().to_string()])
@@ -234,7 +207,7 @@ fn exited(pid: u32) -> bool {
 fn the_jobs_of_a_killed_up_stop_too() {
     let app = temp_app(&hello_manifest());
     let up = start_up(&app);
-    let jobs = children(up.pid());
+    let jobs = child_pids(up.pid());
     assert_eq!(jobs.len(), 2, "{jobs:?}");
     // SIGKILL: `up` gets no chance to stop its children itself.
     let killed = std::process::Command::new("kill")

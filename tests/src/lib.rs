@@ -1081,3 +1081,26 @@ impl Drop for Podman {
         remove(&["volume", "rm", "-f"], &self.volumes);
     }
 }
+
+/// Builds the app at `app` (a directory or manifest) into `dir` with
+/// `amimono build`, which must succeed; the bundle's path and revision.
+pub fn build_bundle(app: &Path, dir: &Path) -> (PathBuf, String) {
+    let bundle = dir.join("app.amimono");
+    let out = run_amimono(
+        &[
+            "build",
+            app.to_str().unwrap(),
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    let revision = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("revision "))
+        .unwrap_or_else(|| panic!("no revision in {stdout}"))
+        .to_string();
+    (bundle, revision)
+}

@@ -129,6 +129,35 @@ impl App {
         )
     }
 
+    /// An app from manifest `text` whose components import and export
+    /// nothing and have no bytes: for tests of what depends only on the
+    /// manifest (bindings, ports).
+    #[cfg(test)]
+    pub(crate) fn from_manifest_text(text: &str) -> App {
+        #![allow(clippy::unwrap_used)]
+        let manifest = Manifest::parse(Path::new("amimono.toml"), text.into()).unwrap();
+        let components = manifest
+            .components
+            .values()
+            .map(|spec| {
+                let component = LoadedComponent {
+                    spec: spec.clone(),
+                    bytes: Arc::new(Vec::new()),
+                    world: WorldShape {
+                        imports: Vec::new(),
+                        exports: Vec::new(),
+                    },
+                };
+                (spec.label.clone(), component)
+            })
+            .collect();
+        App {
+            manifest,
+            components,
+            revision: "0".into(),
+        }
+    }
+
     fn assemble(
         manifest: Manifest,
         mut read: impl FnMut(&ComponentSpec) -> std::io::Result<Vec<u8>>,

@@ -2,9 +2,6 @@
 //! no wasm): the schema, and the addresses of the job a process runs.
 
 use super::*;
-use crate::app::{LoadedComponent, WorldShape};
-use crate::manifest::Manifest;
-use std::sync::Arc;
 
 /// Job `one`: `web` and `admin` (http), `api` and `store` (rpc); job `two`
 /// (two replicas): `site` (http) and `queue` (rpc).
@@ -18,27 +15,7 @@ fn app() -> App {
         [components.queue]\nsource = \"q.wasm\"\nbinding = \"rpc\"\n\
         [jobs.one]\ncomponents = [\"web\", \"admin\", \"api\", \"store\"]\n\
         [jobs.two]\ncomponents = [\"site\", \"queue\"]\nreplicas = 2\n";
-    let manifest = Manifest::parse(Path::new("amimono.toml"), text.into()).unwrap();
-    let components = manifest
-        .components
-        .values()
-        .map(|spec| {
-            let component = LoadedComponent {
-                spec: spec.clone(),
-                bytes: Arc::new(Vec::new()),
-                world: WorldShape {
-                    imports: Vec::new(),
-                    exports: Vec::new(),
-                },
-            };
-            (spec.label.clone(), component)
-        })
-        .collect();
-    App {
-        manifest,
-        components,
-        revision: "0".into(),
-    }
+    App::from_manifest_text(text)
 }
 
 /// A bindings file giving each `(label, address)` its `internal` address.

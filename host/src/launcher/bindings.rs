@@ -211,10 +211,7 @@ fn write_state(path: &Path, state: &PortsFile) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::{LoadedComponent, WorldShape};
     use crate::bindings_file::{Bindings, PerReplica};
-    use crate::manifest::Manifest;
-    use std::sync::Arc;
 
     /// `web` (frontend, http) and `backend` (greeter, rpc) with two replicas.
     fn app() -> App {
@@ -223,27 +220,7 @@ mod tests {
             [components.greeter]\nsource = \"g.wasm\"\nbinding = \"rpc\"\n\
             [jobs.web]\ncomponents = [\"frontend\"]\n\
             [jobs.backend]\ncomponents = [\"greeter\"]\nreplicas = 2\n";
-        let manifest = Manifest::parse(Path::new("amimono.toml"), text.into()).unwrap();
-        let components = manifest
-            .components
-            .values()
-            .map(|spec| {
-                let component = LoadedComponent {
-                    spec: spec.clone(),
-                    bytes: Arc::new(Vec::new()),
-                    world: WorldShape {
-                        imports: Vec::new(),
-                        exports: Vec::new(),
-                    },
-                };
-                (spec.label.clone(), component)
-            })
-            .collect();
-        App {
-            manifest,
-            components,
-            revision: "0".into(),
-        }
+        App::from_manifest_text(text)
     }
 
     #[test]

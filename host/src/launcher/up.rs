@@ -3,7 +3,8 @@
 //! child per replica of each job (`AMIMONO_REPLICA=<i>`), named `<job>`, or
 //! `<job>#<i>` when the job has several replicas. Child log lines (stderr)
 //! come out prefixed with that name; once every HTTP component and every
-//! admin listener of every replica has an address, their URLs are printed
+//! admin listener of every replica has an address and every process
+//! answers `/readyz` with 200, their URLs are printed
 //! as `<label>: <url>` and `admin <job>: <url>` (replica 0), `<label>#<i>:
 //! <url>` and `admin <job>#<i>: <url>` (replica `i` > 0). Ctrl-C or SIGTERM
 //! stops every child (and so does `up` dying: each child gets SIGTERM from
@@ -49,14 +50,23 @@ enum Event {
     Stdout(String, String),
     Stderr(String, String),
     Exited(String),
-    /// Time to check again whether every job listens.
+    /// Time to check again whether every process is ready.
     Recheck,
 }
 
-/// Whether something accepts connections on every address.
-async fn all_listening(addresses: &[std::net::SocketAddr]) -> bool {
-    for address in addresses {
-        if tokio::net::TcpStream::connect(address).await.is_err() {
+/// How long one readiness probe of a child may take.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Whether every admin listener among `urls` (labels `admin …`) answers
+/// `/readyz` with 200: each process serves, and the jobs it calls accept
+/// connections.
+async fn all_ready(urls: &BTreeMap<String, String>) -> bool {
+    for (label, url) in urls {
+        if label.starts_with("admin ")
+            && crate::probe::probe(&format!("{url}/readyz"), PROBE_TIMEOUT)
+                .await
+                .is_err()
+        {
             return false;
         }
     }
@@ -142,19 +152,6 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
     }
     drop(events);
 
-    // Every rpc listener of every replica must accept connections before
-    // the URLs are announced: a request must not reach a callee that is not
-    // listening yet.
-    let rpc_addresses: Vec<std::net::SocketAddr> =
-        crate::bindings_file::Bindings::load(&bindings_path, &app)?
-            .components
-            .iter()
-            .filter(|(label, _)| {
-                app.component(label)
-                    .is_some_and(|c| c.spec.binding == BindingType::Rpc)
-            })
-            .flat_map(|(_, address)| address.internal.values().to_vec())
-            .collect();
     let mut last_lines: BTreeMap<String, VecDeque<String>> = BTreeMap::new();
     let mut urls: BTreeMap<String, String> = BTreeMap::new();
     let mut announced = false;
@@ -191,9 +188,9 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
                 remember(&mut last_lines, &job, line);
             }
             Some(Event::Recheck) => {
-                if expected.iter().all(|label| urls.contains_key(label))
-                    && all_listening(&rpc_addresses).await
-                {
+                // Every process ready before the URLs are announced: a
+                // request must not reach a job whose callees are not there.
+                if expected.iter().all(|label| urls.contains_key(label)) && all_ready(&urls).await {
                     announced = true;
                     let mut out = std::io::stdout().lock();
                     // HTTP components first, then the admin listeners.
