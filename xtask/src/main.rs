@@ -211,10 +211,19 @@ fn test() -> Result<(), String> {
     ensure_rust_target("wasm32-wasip1")?;
     // The Redis key-value tests start a real redis-server on loopback.
     ensure_debian_package("redis-server", "redis-server")?;
-    // The image tests load `amimono image`'s archive into podman and run it
-    // with runc (crun, Debian's default, fails on some machines).
-    ensure_debian_package("podman", "podman")?;
-    ensure_debian_package("runc", "runc")?;
+    // The image and container tests load `amimono image`'s archive into
+    // podman and run it with runc (crun, Debian's default, fails on some
+    // machines); containers find each other by name through netavark's
+    // aardvark-dns (only recommended by podman, so named here).
+    for (program, package) in [
+        ("/usr/lib/podman/netavark", "netavark"),
+        ("/usr/lib/podman/aardvark-dns", "aardvark-dns"),
+        ("iptables", "iptables"),
+        ("runc", "runc"),
+        ("podman", "podman"),
+    ] {
+        ensure_debian_package(program, package)?;
+    }
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     build()?;
     ensure_python_test_tools()?;
