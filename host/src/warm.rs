@@ -20,39 +20,49 @@ use wasmtime::Store;
 /// Instances kept ready per graph.
 pub const SPARES: usize = 2;
 
-/// Makes one fresh instance (a store and what was instantiated in it).
-pub type Factory<T> = Arc<
-    dyn Fn() -> Pin<Box<dyn Future<Output = Result<(Store<HostState>, T)>> + Send>> + Send + Sync,
->;
+/// Makes one fresh item (for a graph: a store and what was instantiated in it).
+pub type Factory<T> =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<T>> + Send>> + Send + Sync>;
+
+/// A fresh instance of a graph: its store and what was instantiated in it.
+pub type Fresh<T> = (Store<HostState>, T);
 
 /// Ready instances of one graph.
-pub struct Warm<T> {
+pub type Warm<T> = Spares<Fresh<T>>;
+
+/// Items made ahead of time, at most [`SPARES`] ready or being made.
+pub struct Spares<I> {
     label: String,
-    ready: Mutex<Vec<(Store<HostState>, T)>>,
-    /// Spares being made right now.
-    making: AtomicUsize,
-    factory: Factory<T>,
+    ready: Mutex<Vec<I>>,
+    /// Spares ready or being made: the one count that bounds them. Raised
+    /// before a spare is started, lowered when one is taken or fails, so
+    /// however tasks interleave there are never more than [`SPARES`].
+    stocked: AtomicUsize,
+    factory: Factory<I>,
 }
 
-impl<T: Send + 'static> Warm<T> {
+impl<I: Send + 'static> Spares<I> {
     /// A pool for the graph of `label`, filled in the background (call
     /// inside a tokio runtime).
-    pub fn new(label: &str, factory: Factory<T>) -> Arc<Warm<T>> {
-        let warm = Arc::new(Warm {
+    pub fn new(label: &str, factory: Factory<I>) -> Arc<Spares<I>> {
+        let warm = Arc::new(Spares {
             label: label.to_string(),
             ready: Mutex::new(Vec::with_capacity(SPARES)),
-            making: AtomicUsize::new(0),
+            stocked: AtomicUsize::new(0),
             factory,
         });
         warm.replenish();
         warm
     }
 
-    /// A fresh instance: a spare if one is ready, else made now.
-    pub async fn take(&self) -> Result<(Store<HostState>, T)> {
+    /// A fresh item: a spare if one is ready, else made now.
+    pub async fn take(&self) -> Result<I> {
         let spare = self.ready.lock().ok().and_then(|mut ready| ready.pop());
         match spare {
-            Some(instance) => Ok(instance),
+            Some(item) => {
+                self.stocked.fetch_sub(1, Ordering::AcqRel);
+                Ok(item)
+            }
             None => (self.factory)().await,
         }
     }
@@ -60,37 +70,113 @@ impl<T: Send + 'static> Warm<T> {
     /// Spawns tasks that make spares until [`SPARES`] are ready or being
     /// made. Call it when a request is done with its instance.
     pub fn replenish(self: &Arc<Self>) {
-        let ready = self.ready.lock().map_or(SPARES, |r| r.len());
-        let mut making = self.making.load(Ordering::Acquire);
-        while ready + making < SPARES {
-            match self.making.compare_exchange(
-                making,
-                making + 1,
+        let mut stocked = self.stocked.load(Ordering::Acquire);
+        while stocked < SPARES {
+            match self.stocked.compare_exchange(
+                stocked,
+                stocked + 1,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
                     let warm = self.clone();
                     tokio::spawn(async move { warm.make_one().await });
-                    making += 1;
+                    stocked += 1;
                 }
-                Err(now) => making = now,
+                Err(now) => stocked = now,
             }
         }
     }
 
     async fn make_one(&self) {
-        let made = (self.factory)().await;
-        self.making.fetch_sub(1, Ordering::AcqRel);
-        match made {
-            Ok(instance) => {
-                if let Ok(mut ready) = self.ready.lock() {
-                    ready.push(instance);
+        match (self.factory)().await {
+            Ok(item) => match self.ready.lock() {
+                Ok(mut ready) => ready.push(item),
+                Err(_) => {
+                    self.stocked.fetch_sub(1, Ordering::AcqRel);
                 }
-            }
+            },
             Err(e) => {
+                self.stocked.fetch_sub(1, Ordering::AcqRel);
                 tracing::warn!(component = %self.label, error = %format!("{e:#}"), "cannot make a spare instance");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl<I> Spares<I> {
+        fn ready_count(&self) -> usize {
+            self.ready.lock().map_or(0, |ready| ready.len())
+        }
+    }
+
+    /// A factory that succeeds at once and counts how often it ran: on a
+    /// multi-threaded runtime its spares finish while `replenish` still
+    /// loops, the interleaving that once made spares without bound.
+    fn counting_factory(made: Arc<AtomicUsize>) -> Factory<usize> {
+        Arc::new(move || {
+            let made = made.clone();
+            Box::pin(async move { Ok(made.fetch_add(1, Ordering::AcqRel)) })
+        })
+    }
+
+    /// Lets the spawned spares run: until `ready` spares are ready, then a
+    /// little longer, so a spare made too many would be counted.
+    async fn settle<I: Send + 'static>(spares: &Spares<I>, ready: usize) {
+        for _ in 0..2000 {
+            if spares.ready_count() >= ready {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        for _ in 0..5 {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn never_more_than_spares_are_ready_or_made_however_often_replenished() {
+        for _ in 0..200 {
+            let made = Arc::new(AtomicUsize::new(0));
+            let spares = Spares::new("x", counting_factory(made.clone()));
+            for _ in 0..20 {
+                spares.replenish();
+            }
+            settle(&spares, SPARES).await;
+            assert_eq!(made.load(Ordering::Acquire), SPARES);
+            assert_eq!(spares.ready_count(), SPARES);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_taken_spare_is_made_again_and_failures_are_not_counted_as_stock() {
+        let made = Arc::new(AtomicUsize::new(0));
+        let spares = Spares::new("x", counting_factory(made.clone()));
+        settle(&spares, SPARES).await;
+        spares.take().await.unwrap();
+        spares.replenish();
+        settle(&spares, SPARES).await;
+        assert_eq!(made.load(Ordering::Acquire), SPARES + 1);
+        assert_eq!(spares.ready_count(), SPARES);
+
+        let failing: Factory<usize> = Arc::new(|| Box::pin(async { anyhow::bail!("no memory") }));
+        let spares = Spares::new("y", failing);
+        for _ in 0..2000 {
+            if spares.stocked.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert_eq!(
+            spares.stocked.load(Ordering::Acquire),
+            0,
+            "a failed spare still counts"
+        );
+        assert_eq!(spares.ready_count(), 0);
     }
 }

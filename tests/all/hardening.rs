@@ -289,7 +289,11 @@ fn bodies_are_held_against_the_jobs_memory_budget() {
     }
     let refused = refused.expect("every body was accepted into memory");
     assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
-    assert!(!held.is_empty(), "not even one body fit");
+    assert!(
+        !held.is_empty(),
+        "not even one body fit; host log:\n{}",
+        host.stderr()
+    );
     drop(held);
     // Given back: a normal upload is read again.
     std::thread::sleep(Duration::from_millis(500));

@@ -332,7 +332,10 @@ impl Job {
                 or_none(&self.http_components())
             );
         }
-        if let Some(component) = self.lock_http().get(label) {
+        // Held while the component is made: two callers must not each start
+        // a pool of spare instances.
+        let mut components = self.lock_http();
+        if let Some(component) = components.get(label) {
             return Ok(component.clone());
         }
         let graph = self.graph(label)?;
@@ -342,11 +345,8 @@ impl Job {
             self.settings(label, &graph),
             self.inner.drain.clone(),
         )?);
-        Ok(self
-            .lock_http()
-            .entry(label.to_string())
-            .or_insert(component)
-            .clone())
+        components.insert(label.to_string(), component.clone());
+        Ok(component)
     }
 
     fn lock_http(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<HttpComponent>>> {
@@ -364,13 +364,13 @@ impl Job {
                 self.name()
             )
         })?;
-        let lock = || {
-            self.inner
-                .rpc
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-        };
-        if let Some(component) = lock().get(label) {
+        // Held while the component is made, as for HTTP components.
+        let mut components = self
+            .inner
+            .rpc
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(component) = components.get(label) {
             return Ok(component.clone());
         }
         let graph = self.graph(label)?;
@@ -388,7 +388,8 @@ impl Job {
             call_timeout,
             self.settings(label, &graph),
         )?);
-        Ok(lock().entry(label.to_string()).or_insert(component).clone())
+        components.insert(label.to_string(), component.clone());
+        Ok(component)
     }
 }
 

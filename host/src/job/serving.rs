@@ -14,6 +14,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+/// How long `serve` waits, after the drain, for its listeners to close.
+const LISTENERS_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The listeners a job serves on: one per HTTP component, and listeners
 /// for calls from other jobs, each serving a group of rpc components.
 #[derive(Debug, Default)]
@@ -179,8 +182,22 @@ impl Job {
             () = tokio::time::sleep(self.shutdown_grace()) => false,
             () = stop_now => false,
         };
-        for server in servers {
+        for server in &servers {
             server.abort();
+        }
+        // An aborted task is dropped by the runtime later: wait for it, so
+        // every listener is closed when `serve` returns (an embedder may bind
+        // the address again at once). Accept loops end at their next poll.
+        let closed = async {
+            for server in servers {
+                let _ = server.await;
+            }
+        };
+        if tokio::time::timeout(LISTENERS_CLOSE_WAIT, closed)
+            .await
+            .is_err()
+        {
+            tracing::warn!(job = %self.name(), "a listener was still open {} ms after the drain", LISTENERS_CLOSE_WAIT.as_millis());
         }
         if drained {
             tracing::info!(job = %self.name(), "stopped: every request in flight finished");

@@ -28,7 +28,7 @@ use super::reply::{Refusal, RequestId, refusal};
 use super::slots::InstanceSlots;
 use super::threads::ServingThreads;
 use crate::host_state::{HostState, StoreSettings, new_store};
-use crate::warm::{Factory, Warm};
+use crate::warm::{Factory, Fresh, Warm};
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -72,7 +72,7 @@ impl HttpComponent {
             format!("component `{label}` does not export a usable `wasi:http/incoming-handler`")
         })?;
         let for_instances = settings.clone();
-        let factory: Factory<Proxy> = Arc::new(move || {
+        let factory: Factory<Fresh<Proxy>> = Arc::new(move || {
             let pre = pre.clone();
             let settings = for_instances.clone();
             Box::pin(async move {

@@ -28,7 +28,7 @@ use crate::remote::protocol::{
     CALL_PATH, CONTENT_TYPE, HEADER_CALLER, HEADER_DEADLINE_MS, HEADER_FUNCTION, HEADER_REVISION,
     MAX_BODY_BYTES, status,
 };
-use crate::warm::{Factory, Warm};
+use crate::warm::{Factory, Fresh, Warm};
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -104,7 +104,7 @@ impl RpcComponent {
             }
         }
         let for_instances = settings.clone();
-        let factory: Factory<Instance> = Arc::new(move || {
+        let factory: Factory<Fresh<Instance>> = Arc::new(move || {
             let pre = pre.clone();
             let settings = for_instances.clone();
             Box::pin(async move {
