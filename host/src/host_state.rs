@@ -6,6 +6,7 @@
 use crate::capabilities::GraphGrants;
 use crate::engine::EPOCH_TICK;
 use crate::limits::Limits;
+use crate::observe::metrics::ComponentMetrics;
 use crate::serve::budget::{MemoryBudget, Reservation};
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
@@ -22,6 +23,8 @@ pub struct StoreSettings {
     pub wasi: Arc<GraphGrants>,
     /// The job's memory budget, which every linear memory is reserved against.
     pub budget: Arc<MemoryBudget>,
+    /// Where the component's instances are counted.
+    pub metrics: ComponentMetrics,
 }
 
 impl Default for StoreSettings {
@@ -30,6 +33,7 @@ impl Default for StoreSettings {
             limits: Limits::default(),
             wasi: Arc::default(),
             budget: MemoryBudget::unlimited(),
+            metrics: ComponentMetrics::detached(),
         }
     }
 }
@@ -40,6 +44,7 @@ pub struct InstanceLimiter {
     memory_bytes: usize,
     reservation: Reservation,
     refused_by_budget: bool,
+    refusals: prometheus::IntCounter,
 }
 
 impl ResourceLimiter for InstanceLimiter {
@@ -50,12 +55,14 @@ impl ResourceLimiter for InstanceLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes {
+            self.refusals.inc();
             return Ok(false);
         }
         let more = u64::try_from(desired.saturating_sub(current)).unwrap_or(u64::MAX);
         if self.reservation.grow(more) {
             return Ok(true);
         }
+        self.refusals.inc();
         if !self.refused_by_budget {
             self.refused_by_budget = true;
             tracing::warn!(
@@ -103,6 +110,7 @@ impl HostState {
                 memory_bytes: limits.memory_bytes,
                 reservation: settings.budget.reservation(),
                 refused_by_budget: false,
+                refusals: settings.metrics.memory_limit_refusals.clone(),
             },
         }
     }
@@ -170,6 +178,10 @@ async fn give_way() {
 /// for I/O only every 61 such polls (0.6 s of spinning).
 pub fn new_store(engine: &Engine, settings: &StoreSettings) -> Store<HostState> {
     let limits = &settings.limits;
+    let metrics = &settings.metrics;
+    metrics.instances_created.inc();
+    let interruptions = metrics.epoch_interruptions.clone();
+    let cpu_kills = metrics.cpu_limit_kills.clone();
     let mut store = Store::new(engine, HostState::new(settings));
     store.limiter(|state| &mut state.limits);
     store.set_epoch_deadline(1);
@@ -181,6 +193,7 @@ pub fn new_store(engine: &Engine, settings: &StoreSettings) -> Store<HostState> 
     let mut ran = std::time::Duration::ZERO;
     let mut last: Option<std::time::Instant> = None;
     store.epoch_deadline_callback(move |_| {
+        interruptions.inc();
         let now = std::time::Instant::now();
         ran += match last {
             Some(last) => (now - last).min(2 * EPOCH_TICK),
@@ -188,6 +201,7 @@ pub fn new_store(engine: &Engine, settings: &StoreSettings) -> Store<HostState> 
         };
         last = Some(now);
         if ran > budget {
+            cpu_kills.inc();
             return Err(wasmtime::Error::from_anyhow(anyhow::anyhow!(
                 "the instance ran for more than its CPU time limit of {} ms",
                 budget.as_millis()

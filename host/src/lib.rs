@@ -88,6 +88,7 @@ mod launcher;
 mod limits;
 mod link;
 mod manifest;
+mod observe;
 mod placement;
 mod probe;
 mod remote;

@@ -120,7 +120,8 @@ pub async fn run(
         .force_remote(force_remote)
         .engine(engine)
         .data_dir(data_dir)
-        .shutdown_grace(shutdown_grace(app));
+        .shutdown_grace(shutdown_grace(app))
+        .replica(replica);
     if let Some(bindings) = bindings {
         builder = builder.bindings(bindings);
     }

@@ -11,6 +11,7 @@
 
 use crate::host_state::HostState;
 use anyhow::Result;
+use prometheus::IntGauge;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,17 +40,20 @@ pub struct Spares<I> {
     /// however tasks interleave there are never more than [`SPARES`].
     stocked: AtomicUsize,
     factory: Factory<I>,
+    /// Spares ready now, exported.
+    gauge: IntGauge,
 }
 
 impl<I: Send + 'static> Spares<I> {
     /// A pool for the graph of `label`, filled in the background (call
     /// inside a tokio runtime).
-    pub fn new(label: &str, factory: Factory<I>) -> Arc<Spares<I>> {
+    pub fn new(label: &str, factory: Factory<I>, gauge: IntGauge) -> Arc<Spares<I>> {
         let warm = Arc::new(Spares {
             label: label.to_string(),
             ready: Mutex::new(Vec::with_capacity(SPARES)),
             stocked: AtomicUsize::new(0),
             factory,
+            gauge,
         });
         warm.replenish();
         warm
@@ -61,6 +65,7 @@ impl<I: Send + 'static> Spares<I> {
         match spare {
             Some(item) => {
                 self.stocked.fetch_sub(1, Ordering::AcqRel);
+                self.gauge.dec();
                 Ok(item)
             }
             None => (self.factory)().await,
@@ -91,7 +96,10 @@ impl<I: Send + 'static> Spares<I> {
     async fn make_one(&self) {
         match (self.factory)().await {
             Ok(item) => match self.ready.lock() {
-                Ok(mut ready) => ready.push(item),
+                Ok(mut ready) => {
+                    ready.push(item);
+                    self.gauge.inc();
+                }
                 Err(_) => {
                     self.stocked.fetch_sub(1, Ordering::AcqRel);
                 }
@@ -126,6 +134,10 @@ mod tests {
 
     /// Lets the spawned spares run: until `ready` spares are ready, then a
     /// little longer, so a spare made too many would be counted.
+    fn gauge() -> IntGauge {
+        IntGauge::new("spares", "spares").unwrap()
+    }
+
     async fn settle<I: Send + 'static>(spares: &Spares<I>, ready: usize) {
         for _ in 0..2000 {
             if spares.ready_count() >= ready {
@@ -143,7 +155,7 @@ mod tests {
     async fn never_more_than_spares_are_ready_or_made_however_often_replenished() {
         for _ in 0..200 {
             let made = Arc::new(AtomicUsize::new(0));
-            let spares = Spares::new("x", counting_factory(made.clone()));
+            let spares = Spares::new("x", counting_factory(made.clone()), gauge());
             for _ in 0..20 {
                 spares.replenish();
             }
@@ -156,7 +168,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_taken_spare_is_made_again_and_failures_are_not_counted_as_stock() {
         let made = Arc::new(AtomicUsize::new(0));
-        let spares = Spares::new("x", counting_factory(made.clone()));
+        let spares = Spares::new("x", counting_factory(made.clone()), gauge());
         settle(&spares, SPARES).await;
         spares.take().await.unwrap();
         spares.replenish();
@@ -165,7 +177,7 @@ mod tests {
         assert_eq!(spares.ready_count(), SPARES);
 
         let failing: Factory<usize> = Arc::new(|| Box::pin(async { anyhow::bail!("no memory") }));
-        let spares = Spares::new("y", failing);
+        let spares = Spares::new("y", failing, gauge());
         for _ in 0..2000 {
             if spares.stocked.load(Ordering::Acquire) == 0 {
                 break;

@@ -13,6 +13,7 @@ use crate::capabilities::runtime::{BindingFact, RuntimeFacts};
 use crate::capabilities::{JobCapabilities, JobSetup};
 use crate::engine::{EngineUse, new_engine};
 use crate::link::{Route, router};
+use crate::observe::metrics::{JobIdentity, Metrics};
 use crate::placement::{LOCAL_JOB, Placement};
 use crate::remote::auth::{Authentication, ClusterKey, KeyError};
 use crate::remote::client::{RemoteClient, RemoteTarget};
@@ -37,6 +38,7 @@ pub struct JobBuilder {
     force_remote: bool,
     shutdown_grace: Option<Duration>,
     lazy: bool,
+    replica: u32,
 }
 
 impl JobBuilder {
@@ -55,6 +57,7 @@ impl JobBuilder {
             data_dir,
             secrets: None,
             authentication: None,
+            replica: 0,
             engine: None,
             force_remote: false,
             shutdown_grace: None,
@@ -122,6 +125,13 @@ impl JobBuilder {
         self
     }
 
+    /// Which replica of its job this process is (0 unless set): it labels
+    /// the job's metrics (`amimono_job_info`).
+    pub fn replica(mut self, replica: u32) -> Self {
+        self.replica = replica;
+        self
+    }
+
     /// Compiles each graph when first used instead of at
     /// [`prepare`](Self::prepare) (link problems are still all found there).
     /// For one-shot use, such as one call.
@@ -169,7 +179,14 @@ impl JobBuilder {
             data_dir: &self.data_dir,
         })
         .await?;
+        let metrics = Arc::new(Metrics::new(&JobIdentity {
+            app: app.name(),
+            job: &placement.job,
+            revision: &app.revision,
+            replica: self.replica,
+        }));
         let context = LinkContext {
+            metrics: metrics.clone(),
             client: Arc::new(RemoteClient::new(
                 &app.revision,
                 &placement.job,
@@ -191,6 +208,7 @@ impl JobBuilder {
             engine,
             context,
             budget,
+            metrics,
             authentication,
             composed,
             served_rpc,

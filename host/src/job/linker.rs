@@ -6,6 +6,7 @@ use crate::app::App;
 use crate::capabilities::{JobCapabilities, member_import_name};
 use crate::host_state::HostState;
 use crate::link::{GraphPlan, HostInterface, Route};
+use crate::observe::metrics::{JobIdentity, Metrics};
 use crate::remote::client::{RemoteClient, RemoteTarget};
 use crate::remote::stub::{self, RemoteImport};
 use crate::wasmtime_error::IntoAnyhow;
@@ -25,11 +26,20 @@ pub struct LinkContext {
     pub client: Arc<RemoteClient>,
     /// Where each remote exporter is reached, by label.
     pub targets: BTreeMap<String, Arc<RemoteTarget>>,
+    /// The job's metrics (remote calls are recorded per edge).
+    pub metrics: Arc<Metrics>,
 }
 
 impl LinkContext {
     /// A context for graphs without remote imports.
     pub fn local(capabilities: Arc<JobCapabilities>) -> LinkContext {
+        let facts = capabilities.facts();
+        let metrics = Arc::new(Metrics::new(&JobIdentity {
+            app: &facts.app,
+            job: &facts.job,
+            revision: &facts.revision,
+            replica: 0,
+        }));
         let client = Arc::new(RemoteClient::new(
             &capabilities.facts().revision,
             &capabilities.facts().job,
@@ -39,6 +49,7 @@ impl LinkContext {
             capabilities,
             client,
             targets: BTreeMap::new(),
+            metrics,
         }
     }
 }
@@ -86,6 +97,14 @@ pub(super) fn linker_for(
                     .component(exporter)
                     .map(|c| c.spec.idempotent.as_slice())
                     .unwrap_or_default();
+                // The caller: every member importing it (the composition
+                // imports it once).
+                let callers: Vec<&str> = plan
+                    .wires
+                    .iter()
+                    .filter(|w| w.import == wire.import)
+                    .map(|w| w.importer.as_str())
+                    .collect();
                 stub::define(
                     &mut linker,
                     engine,
@@ -95,8 +114,10 @@ pub(super) fn linker_for(
                         export,
                         target: target.clone(),
                         idempotent,
+                        caller: &callers.join(","),
                     },
                     &context.client,
+                    &context.metrics,
                 )?;
             }
             _ => {}

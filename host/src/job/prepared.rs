@@ -8,6 +8,7 @@ use super::linker::LinkContext;
 use crate::app::App;
 use crate::host_state::{HostState, StoreSettings, new_store};
 use crate::manifest::BindingType;
+use crate::observe::metrics::Metrics;
 use crate::placement::Placement;
 use crate::remote::auth::Authentication;
 use crate::serve::admin::Readiness;
@@ -37,6 +38,7 @@ pub(super) struct JobParts {
     pub engine: wasmtime::Engine,
     pub context: LinkContext,
     pub budget: Arc<MemoryBudget>,
+    pub metrics: Arc<Metrics>,
     pub authentication: Authentication,
     pub composed: BTreeMap<String, ComposedGraph>,
     /// Exports other jobs call, by rpc component served here.
@@ -151,6 +153,17 @@ impl Job {
         self.inner.readiness.is_ready()
     }
 
+    /// The job's metrics in the Prometheus text format (what the admin
+    /// listener's `GET /metrics` answers), for embedders serving them on a
+    /// route of their own.
+    pub fn metrics_text(&self) -> String {
+        self.inner.parts.metrics.render()
+    }
+
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.parts.metrics
+    }
+
     pub(crate) fn readiness(&self) -> &Arc<Readiness> {
         &self.inner.readiness
     }
@@ -226,6 +239,7 @@ impl Job {
             parts.app.manifest.limits,
             parts.authentication.clone(),
             self.inner.drain.clone(),
+            parts.metrics.clone(),
         )))
     }
 
@@ -320,6 +334,7 @@ impl Job {
                 .map_or(parts.app.manifest.limits, |c| c.spec.limits),
             wasi: graph.wasi.clone(),
             budget: parts.budget.clone(),
+            metrics: parts.metrics.component(label),
         }
     }
 

@@ -157,6 +157,7 @@ impl Job {
             servers.push(tokio::spawn(crate::serve::admin::serve(
                 listener,
                 self.readiness().clone(),
+                self.metrics().clone(),
                 self.app_limits(),
                 threads.clone(),
             )));

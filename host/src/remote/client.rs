@@ -90,6 +90,17 @@ impl RemoteTarget {
     }
 }
 
+/// What one remote call sent, received and took.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CallStats {
+    /// Encoded arguments, in bytes.
+    pub request_bytes: usize,
+    /// Encoded results of a successful answer, in bytes.
+    pub reply_bytes: usize,
+    /// Attempts made (more than 1: retried).
+    pub attempts: u32,
+}
+
 /// One remote function, with its types.
 #[derive(Debug, Clone)]
 pub struct RemoteFunction {
@@ -241,6 +252,20 @@ impl RemoteClient {
         params: &[Val],
         results: &mut [Val],
     ) -> Result<(), RemoteCallError> {
+        self.call_measured(target, function, params, results, &mut CallStats::default())
+            .await
+    }
+
+    /// [`call`](Self::call), telling `stats` the sizes sent and received and
+    /// how many attempts it took.
+    pub async fn call_measured(
+        &self,
+        target: &RemoteTarget,
+        function: &RemoteFunction,
+        params: &[Val],
+        results: &mut [Val],
+        stats: &mut CallStats,
+    ) -> Result<(), RemoteCallError> {
         let call = format!("{}.{}", target.label, function.name);
         let mut body = Vec::with_capacity(64);
         if let Err(e) = codec::encode_values(params, &function.params, &mut body) {
@@ -251,6 +276,7 @@ impl RemoteClient {
             });
         }
         let body = Bytes::from(body);
+        stats.request_bytes = body.len();
         let deadline = Instant::now() + target.timeout;
         target.retries.record_call();
         target.endpoints.refresh_if_due().await;
@@ -259,6 +285,7 @@ impl RemoteClient {
         let mut tried: Vec<Arc<Endpoint>> = Vec::new();
         let mut next: Option<Arc<Endpoint>> = None;
         loop {
+            stats.attempts = attempt;
             let endpoint = match next.take() {
                 Some(endpoint) => endpoint,
                 None => match target.endpoints.pick(Instant::now(), &tried, true) {
@@ -415,6 +442,7 @@ impl RemoteClient {
             }
             return match code {
                 200 => {
+                    stats.reply_bytes = bytes.len();
                     let values = codec::decode_values(&bytes, &function.results)
                         .map_err(|e| protocol(format!("malformed answer: {e}")))?;
                     if values.len() != results.len() {

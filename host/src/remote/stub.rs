@@ -2,12 +2,14 @@
 //! interface whose exporter runs in another job, the linker gets an async
 //! host function that forwards the call through [`RemoteClient`].
 
-use super::client::{RemoteClient, RemoteFunction, RemoteTarget};
+use super::client::{CallStats, RemoteClient, RemoteFunction, RemoteTarget};
 use crate::app::FunctionRef;
 use crate::host_state::HostState;
+use crate::observe::metrics::{CallRecord, Metrics, Placement};
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result, bail};
 use std::sync::Arc;
+use std::time::Instant;
 use wasmtime::Engine;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
@@ -23,6 +25,8 @@ pub struct RemoteImport<'a> {
     pub target: Arc<RemoteTarget>,
     /// Functions the manifest marks idempotent (`name` or `interface#name`).
     pub idempotent: &'a [String],
+    /// The importing member(s), as the metrics' `caller`.
+    pub caller: &'a str,
 }
 
 /// Defines every function of `remote.import` in `linker` as a remote call.
@@ -32,7 +36,9 @@ pub fn define(
     component: &Component,
     remote: &RemoteImport<'_>,
     client: &Arc<RemoteClient>,
+    metrics: &Metrics,
 ) -> Result<()> {
+    let retries = metrics.remote_retries(&remote.target.label);
     let component_type = component.component_type();
     let Some(import) = component_type.get_import(engine, remote.import) else {
         bail!("the composition does not import `{}`", remote.import);
@@ -64,20 +70,41 @@ pub fn define(
         .anyhow()
         .with_context(|| format!("defining the remote import `{}`", remote.import))?;
     for function in functions {
+        let edge = metrics.method(
+            remote.caller,
+            &remote.target.label,
+            &function.qualified,
+            Placement::Remote,
+        );
         let function = Arc::new(function);
         let target = remote.target.clone();
         let client = client.clone();
         let name = function.name.clone();
+        let retries = retries.clone();
         instance_linker
             .func_new_async(&name, move |_store, _ty, params, results| {
                 let function = function.clone();
                 let target = target.clone();
                 let client = client.clone();
+                let edge = edge.clone();
+                let retries = retries.clone();
                 Box::new(async move {
-                    client
-                        .call(&target, &function, params, results)
-                        .await
-                        .map_err(|e| wasmtime::Error::from_anyhow(anyhow::Error::from(e)))
+                    let started = Instant::now();
+                    let mut stats = CallStats::default();
+                    let outcome = client
+                        .call_measured(&target, &function, params, results, &mut stats)
+                        .await;
+                    edge.record(&CallRecord {
+                        elapsed: started.elapsed(),
+                        request_bytes: stats.request_bytes,
+                        reply_bytes: stats.reply_bytes,
+                        failed: outcome.is_err(),
+                        weight: 1,
+                    });
+                    if stats.attempts > 1 {
+                        retries.inc_by(u64::from(stats.attempts - 1));
+                    }
+                    outcome.map_err(|e| wasmtime::Error::from_anyhow(anyhow::Error::from(e)))
                 })
             })
             .anyhow()

@@ -13,15 +13,21 @@
 //!   reason to pull every caller out of its Service at once. 503 from the
 //!   moment the drain begins (SIGTERM), while requests in flight finish.
 //!
-//! The listener answers only these two paths, `GET` and `HEAD`; the bodies
-//! are fixed words (`ok`, `ready`, `not ready: starting`, `not ready:
-//! draining`) and say nothing of the app. It takes at most
+//! - `GET /metrics`: the job's metrics in the Prometheus text format
+//!   ([`crate::observe::metrics`]).
+//!
+//! The listener answers only these paths, `GET` and `HEAD`; the probes'
+//! bodies are fixed words (`ok`, `ready`, `not ready: starting`, `not ready:
+//! draining`). Metrics name components and methods, never values: the
+//! admin listener belongs on the cluster's network (a Pod port Prometheus
+//! scrapes), not behind a public Service. It takes at most
 //! [`MAX_ADMIN_CONNECTIONS`] connections and keeps serving during the
 //! drain, so probes see the job turn not-ready.
 
 use super::drain::Drain;
 use super::threads::ServingThreads;
 use crate::limits::Limits;
+use crate::observe::metrics::Metrics;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -140,20 +146,31 @@ async fn accepts_somewhere(authorities: &[String]) -> bool {
 }
 
 /// The admin listener's answer to `request`.
-pub fn answer(request: &Request<Incoming>, readiness: &Readiness) -> Response<Full<Bytes>> {
-    let reply = |status: StatusCode, body: &'static str| {
-        let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+pub fn answer(
+    request: &Request<Incoming>,
+    readiness: &Readiness,
+    metrics: &Metrics,
+) -> Response<Full<Bytes>> {
+    let text = |status: StatusCode, body: Bytes, content_type: &'static str| {
+        let mut response = Response::new(Full::new(body));
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(
             hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+            hyper::header::HeaderValue::from_static(content_type),
         );
         headers.insert(
             hyper::header::CACHE_CONTROL,
             hyper::header::HeaderValue::from_static("no-store"),
         );
         response
+    };
+    let reply = |status: StatusCode, body: &'static str| {
+        text(
+            status,
+            Bytes::from_static(body.as_bytes()),
+            "text/plain; charset=utf-8",
+        )
     };
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut response = reply(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -169,6 +186,11 @@ pub fn answer(request: &Request<Incoming>, readiness: &Readiness) -> Response<Fu
             let (status, body) = readiness.answer();
             reply(status, body)
         }
+        "/metrics" => text(
+            StatusCode::OK,
+            Bytes::from(metrics.render()),
+            crate::observe::metrics::CONTENT_TYPE,
+        ),
         _ => reply(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -178,6 +200,7 @@ pub fn answer(request: &Request<Incoming>, readiness: &Readiness) -> Response<Fu
 pub async fn serve(
     listener: tokio::net::TcpListener,
     readiness: Arc<Readiness>,
+    metrics: Arc<Metrics>,
     mut limits: Limits,
     threads: Arc<ServingThreads>,
 ) {
@@ -195,7 +218,7 @@ pub async fn serve(
         what,
         Drain::new(),
         move |request| {
-            let response = answer(&request, &readiness);
+            let response = answer(&request, &readiness, &metrics);
             async move { response }
         },
     )

@@ -25,7 +25,7 @@ use super::budget::MemoryBudget;
 use super::drain::Drain;
 use super::listener::accept_loop;
 use super::reply::{Refusal, RequestId, refusal};
-use super::slots::InstanceSlots;
+use super::slots::{InUse, InstanceSlots};
 use super::threads::ServingThreads;
 use crate::host_state::{HostState, StoreSettings, new_store};
 use crate::warm::{Factory, Fresh, Warm};
@@ -83,7 +83,7 @@ impl HttpComponent {
         });
         Ok(HttpComponent {
             label: Arc::from(label),
-            instances: Warm::new(label, factory),
+            instances: Warm::new(label, factory, settings.metrics.warm_spares.clone()),
             slots: InstanceSlots::new(&settings.limits),
             settings,
             drain,
@@ -281,8 +281,26 @@ fn host_answer(kind: Refusal, id: RequestId) -> hyper::Response<ResponseBody> {
     refusal(kind, id).map(ResponseBody::Host)
 }
 
-/// Runs one request through a fresh instance of the component's graph.
+/// Runs one request through a fresh instance of the component's graph,
+/// counted in the component's ingress metrics.
 pub(crate) async fn handle<B>(
+    component: &HttpComponent,
+    request: hyper::Request<B>,
+) -> hyper::Response<ResponseBody>
+where
+    B: Body,
+    B::Error: Into<body::BoxError>,
+{
+    let started = Instant::now();
+    let response = run_request(component, request).await;
+    component
+        .settings
+        .metrics
+        .http_answered(response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn run_request<B>(
     component: &HttpComponent,
     request: hyper::Request<B>,
 ) -> hyper::Response<ResponseBody>
@@ -366,16 +384,20 @@ where
     let instances = component.instances.clone();
     let task_label = label.clone();
     let body_memory = read.reservation;
+    let traps = component.settings.metrics.traps.clone();
+    let in_use = InUse::new(&component.settings.metrics.instances_in_use);
     let task = tokio::spawn(component.drain.track(async move {
         let _replenish = Replenish(instances);
         let _body_memory = body_memory;
         let _permit = permit;
+        let _in_use = in_use;
         let call = proxy
             .wasi_http_incoming_handler()
             .call_handle(&mut store, incoming, outparam);
         match tokio::time::timeout_at(deadline, call).await {
             Ok(Ok(())) => task_outcome.set(TaskOutcome::RETURNED),
             Ok(Err(e)) => {
+                traps.inc();
                 task_outcome.set(TaskOutcome::FAILED);
                 tracing::error!(request_id = %id, component = %task_label, error = %format!("{e:#}"), "the component trapped while handling a request");
             }

@@ -18,10 +18,11 @@ use super::body::{self, BodyError};
 use super::drain::Drain;
 use super::listener::accept_loop;
 use super::reply::RequestId;
-use super::slots::InstanceSlots;
+use super::slots::{InUse, InstanceSlots};
 use super::threads::ServingThreads;
 use crate::host_state::{HostState, StoreSettings, new_store};
 use crate::limits::Limits;
+use crate::observe::metrics::Metrics;
 use crate::remote::auth::{self, Authentication, CallFields, ReplayGuard};
 use crate::remote::codec;
 use crate::remote::protocol::{
@@ -116,7 +117,7 @@ impl RpcComponent {
         let limits = settings.limits;
         Ok(RpcComponent {
             label: label.to_string(),
-            instances: Warm::new(label, factory),
+            instances: Warm::new(label, factory, settings.metrics.warm_spares.clone()),
             functions,
             slots: InstanceSlots::new(&limits),
             own_deadline: call_timeout.min(limits.request_timeout),
@@ -135,6 +136,7 @@ pub struct RpcServer {
     replay: ReplayGuard,
     refusals: AtomicU64,
     drain: Drain,
+    metrics: Arc<Metrics>,
 }
 
 impl RpcServer {
@@ -146,6 +148,7 @@ impl RpcServer {
         limits: Limits,
         authentication: Authentication,
         drain: Drain,
+        metrics: Arc<Metrics>,
     ) -> Self {
         RpcServer {
             revision: revision.to_string(),
@@ -158,6 +161,7 @@ impl RpcServer {
             replay: ReplayGuard::default(),
             refusals: AtomicU64::new(0),
             drain,
+            metrics,
         }
     }
 
@@ -291,6 +295,7 @@ where
         );
     }
     if fields.revision != server.revision {
+        server.metrics.revision_refused();
         tracing::warn!(caller_revision = fields.revision, revision = %server.revision, component = label, "refused a call from another revision");
         return error(
             server,
@@ -416,8 +421,10 @@ where
             );
         }
     };
+    let in_use = InUse::new(&component.settings.metrics.instances_in_use);
     let outcome = tokio::time::timeout_at(deadline, invoke(component, function, &params)).await;
     drop(permit);
+    drop(in_use);
     match outcome {
         Err(_) => {
             tracing::warn!(request_id = %id, component = %label, function = %function_name, %caller, ms = allowed.as_millis() as u64, "remote call stopped at its deadline");
@@ -431,6 +438,7 @@ where
             )
         }
         Ok(Err(e)) => {
+            component.settings.metrics.traps.inc();
             tracing::error!(request_id = %id, component = %label, function = %function_name, %caller, error = %format!("{e:#}"), "remote call failed");
             error(
                 server,

@@ -120,3 +120,20 @@ mod tests {
         assert!(slots.acquire(far).await.is_ok());
     }
 }
+
+/// Counts one instance slot in use in a gauge while it lives.
+pub struct InUse(prometheus::IntGauge);
+
+impl InUse {
+    /// Counts one more in `gauge`.
+    pub fn new(gauge: &prometheus::IntGauge) -> InUse {
+        gauge.inc();
+        InUse(gauge.clone())
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
