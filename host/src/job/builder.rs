@@ -39,6 +39,7 @@ pub struct JobBuilder {
     shutdown_grace: Option<Duration>,
     lazy: bool,
     replica: u32,
+    local_sample_ratio: Option<f64>,
 }
 
 impl JobBuilder {
@@ -58,6 +59,7 @@ impl JobBuilder {
             secrets: None,
             authentication: None,
             replica: 0,
+            local_sample_ratio: None,
             engine: None,
             force_remote: false,
             shutdown_grace: None,
@@ -132,6 +134,15 @@ impl JobBuilder {
         self
     }
 
+    /// The share of requests (0 to 1) whose colocated calls are measured,
+    /// through tapped graphs ([`crate::observe::tapped`]); default
+    /// `AMIMONO_LOCAL_SAMPLE_RATIO`, else 0 (off: nothing is measured and
+    /// nothing costs).
+    pub fn local_sample_ratio(mut self, ratio: f64) -> Self {
+        self.local_sample_ratio = Some(ratio.clamp(0.0, 1.0));
+        self
+    }
+
     /// Compiles each graph when first used instead of at
     /// [`prepare`](Self::prepare) (link problems are still all found there).
     /// For one-shot use, such as one call.
@@ -194,6 +205,7 @@ impl JobBuilder {
             )),
             capabilities: Arc::new(capabilities),
             targets,
+            taps: None,
         };
         let engine = match self.engine {
             Some(engine) => engine,
@@ -215,6 +227,11 @@ impl JobBuilder {
             grace,
         });
         if !self.lazy {
+            let ratio = match self.local_sample_ratio {
+                Some(ratio) => ratio,
+                None => crate::observe::tapped::ratio_from_environment()?,
+            };
+            job.prepare_taps(ratio)?;
             job.prepare_served()?;
         }
         Ok(job)

@@ -7,6 +7,7 @@ use crate::capabilities::{JobCapabilities, member_import_name};
 use crate::host_state::HostState;
 use crate::link::{GraphPlan, HostInterface, Route};
 use crate::observe::metrics::{JobIdentity, Metrics};
+use crate::observe::tapped::{Tap, Taps};
 use crate::remote::client::{RemoteClient, RemoteTarget};
 use crate::remote::stub::{self, RemoteImport};
 use crate::wasmtime_error::IntoAnyhow;
@@ -28,6 +29,9 @@ pub struct LinkContext {
     pub targets: BTreeMap<String, Arc<RemoteTarget>>,
     /// The job's metrics (remote calls are recorded per edge).
     pub metrics: Arc<Metrics>,
+    /// For tapped graphs: colocated imports become taps
+    /// ([`crate::observe::tapped`]); `None` for the graphs that serve.
+    pub taps: Option<Arc<Taps>>,
 }
 
 impl LinkContext {
@@ -50,6 +54,7 @@ impl LinkContext {
             client,
             targets: BTreeMap::new(),
             metrics,
+            taps: None,
         }
     }
 }
@@ -85,6 +90,20 @@ pub(super) fn linker_for(
                 exporter, export, ..
             } => {
                 if !remote_imports.insert(wire.import.as_str()) {
+                    continue;
+                }
+                if let Some(taps) = context.taps.as_ref().filter(|t| t.taps(exporter)) {
+                    taps.define(
+                        &mut linker,
+                        engine,
+                        component,
+                        &wire.import,
+                        &Tap {
+                            caller: &wire.importer,
+                            exporter,
+                            export,
+                        },
+                    )?;
                     continue;
                 }
                 let target = context.targets.get(exporter).with_context(|| {

@@ -3,12 +3,13 @@
 //! its components from native code ([`super::native`]) and runs all of it on
 //! listeners ([`super::serving`]). Graphs are compiled once and shared.
 
-use super::graphs::{ComposedGraph, PreparedGraph, prepare_graph};
+use super::graphs::{ComposedGraph, PreparedGraph, compose_graph, prepare_graph};
 use super::linker::LinkContext;
 use crate::app::App;
 use crate::host_state::{HostState, StoreSettings, new_store};
 use crate::manifest::BindingType;
 use crate::observe::metrics::Metrics;
+use crate::observe::tapped::{TappedGraph, Taps};
 use crate::placement::Placement;
 use crate::remote::auth::Authentication;
 use crate::serve::admin::Readiness;
@@ -19,7 +20,7 @@ use crate::serve::rpc::{RpcComponent, RpcServer};
 use crate::serve::service::{HttpService, RpcService};
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 use wasmtime::Store;
 use wasmtime::component::InstancePre;
@@ -53,6 +54,7 @@ pub(super) struct Inner {
     prepared: Mutex<BTreeMap<String, Arc<PreparedGraph>>>,
     http: Mutex<BTreeMap<String, Arc<HttpComponent>>>,
     rpc: Mutex<BTreeMap<String, Arc<RpcComponent>>>,
+    taps: OnceLock<Arc<Taps>>,
 }
 
 impl std::fmt::Debug for Job {
@@ -75,6 +77,7 @@ impl Job {
                 prepared: Mutex::default(),
                 http: Mutex::default(),
                 rpc: Mutex::default(),
+                taps: OnceLock::new(),
             }),
         }
     }
@@ -243,6 +246,62 @@ impl Job {
         )))
     }
 
+    /// Makes the tapped graph of every member ([`crate::observe::tapped`])
+    /// when `ratio` of requests are to measure their colocated calls.
+    /// Before [`prepare_served`](Self::prepare_served): the served
+    /// components take their tapped variant when made.
+    pub(super) fn prepare_taps(&self, ratio: f64) -> Result<()> {
+        if ratio <= 0.0 {
+            return Ok(());
+        }
+        let parts = &self.inner.parts;
+        let taps = Taps::new(
+            ratio,
+            parts.placement.members.clone(),
+            parts.metrics.clone(),
+        );
+        let tapped_placement = parts.placement.clone().with_force_remote(true);
+        let context = LinkContext {
+            taps: Some(taps.clone()),
+            ..parts.context.clone()
+        };
+        let mut graphs = BTreeMap::new();
+        for label in &parts.placement.members {
+            let composed = match compose_graph(&parts.app, &tapped_placement, label) {
+                Ok(composed) => composed,
+                Err(e) => {
+                    tracing::info!(component = %label, reason = %e, "no tapped graph: the colocated calls of this entry are not measured");
+                    continue;
+                }
+            };
+            let prepared = prepare_graph(&parts.engine, &parts.app, &context, &composed)
+                .with_context(|| format!("preparing the tapped graph of `{label}`"))?;
+            let settings = self.settings(label, &prepared);
+            graphs.insert(
+                label.clone(),
+                Arc::new(TappedGraph {
+                    component: prepared.component,
+                    pre: prepared.pre,
+                    settings,
+                }),
+            );
+        }
+        tracing::info!(
+            ratio,
+            graphs = graphs.len(),
+            "colocated calls measured in a sampled share of requests"
+        );
+        taps.set_graphs(graphs);
+        let _ = self.inner.taps.set(taps);
+        Ok(())
+    }
+
+    /// The tapped variant of entry `label`, when colocated calls are sampled.
+    fn tapped(&self, label: &str) -> Option<(Arc<Taps>, Arc<TappedGraph>)> {
+        let taps = self.inner.taps.get()?;
+        Some((taps.clone(), taps.graph(label)?))
+    }
+
     /// Compiles the graphs of what the job serves: HTTP components, rpc
     /// components other jobs call, workers.
     pub(super) fn prepare_served(&self) -> Result<()> {
@@ -359,6 +418,7 @@ impl Job {
             graph.pre.clone(),
             self.settings(label, &graph),
             self.inner.drain.clone(),
+            self.tapped(label),
         )?);
         components.insert(label.to_string(), component.clone());
         Ok(component)
@@ -402,6 +462,7 @@ impl Job {
             callable,
             call_timeout,
             self.settings(label, &graph),
+            self.tapped(label),
         )?);
         components.insert(label.to_string(), component.clone());
         Ok(component)

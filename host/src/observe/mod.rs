@@ -1,5 +1,7 @@
 //! Observing a running job: what it tells its operator. [`metrics`] holds
 //! the job's Prometheus registry (served by the admin listener's
-//! `GET /metrics`).
+//! `GET /metrics`); [`tapped`] measures a sampled share of colocated calls
+//! without touching the graphs that serve.
 
 pub mod metrics;
+pub mod tapped;

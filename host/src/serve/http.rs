@@ -28,6 +28,7 @@ use super::reply::{Refusal, RequestId, refusal};
 use super::slots::{InUse, InstanceSlots};
 use super::threads::ServingThreads;
 use crate::host_state::{HostState, StoreSettings, new_store};
+use crate::observe::tapped::{TappedGraph, Taps};
 use crate::warm::{Factory, Fresh, Warm};
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
@@ -57,6 +58,8 @@ pub struct HttpComponent {
     slots: InstanceSlots,
     /// Request tasks are tracked for draining.
     drain: Drain,
+    /// The tapped variant, run by a sampled share of requests.
+    tapped: Option<Tapped>,
 }
 
 impl HttpComponent {
@@ -67,7 +70,20 @@ impl HttpComponent {
         pre: wasmtime::component::InstancePre<HostState>,
         settings: StoreSettings,
         drain: Drain,
+        tapped: Option<(Arc<Taps>, Arc<TappedGraph>)>,
     ) -> Result<Self> {
+        let tapped = match tapped {
+            None => None,
+            Some((taps, graph)) => Some(Tapped {
+                taps,
+                pre: ProxyPre::new(graph.pre.clone()).anyhow().with_context(|| {
+                    format!(
+                        "the tapped graph of `{label}` does not export `wasi:http/incoming-handler`"
+                    )
+                })?,
+                settings: graph.settings.clone(),
+            }),
+        };
         let pre = ProxyPre::new(pre).anyhow().with_context(|| {
             format!("component `{label}` does not export a usable `wasi:http/incoming-handler`")
         })?;
@@ -87,6 +103,7 @@ impl HttpComponent {
             slots: InstanceSlots::new(&settings.limits),
             settings,
             drain,
+            tapped,
         })
     }
 
@@ -97,6 +114,26 @@ impl HttpComponent {
 
     fn budget(&self) -> &Arc<MemoryBudget> {
         &self.settings.budget
+    }
+}
+
+/// The tapped variant of a component's graph ([`crate::observe::tapped`]).
+struct Tapped {
+    taps: Arc<Taps>,
+    pre: ProxyPre<HostState>,
+    settings: StoreSettings,
+}
+
+impl HttpComponent {
+    /// A fresh instance: of the tapped graph for a sampled request, else a
+    /// spare (or one made now).
+    async fn instance(&self) -> Result<(wasmtime::Store<HostState>, Proxy)> {
+        if let Some(tapped) = self.tapped.as_ref().filter(|t| t.taps.sample()) {
+            let mut store = new_store(tapped.pre.engine(), &tapped.settings);
+            let proxy = tapped.pre.instantiate_async(&mut store).await.anyhow()?;
+            return Ok((store, proxy));
+        }
+        self.instances.take().await
     }
 }
 
@@ -348,7 +385,7 @@ where
             return host_answer(Refusal::Busy, id);
         }
     };
-    let (mut store, proxy) = match component.instances.take().await {
+    let (mut store, proxy) = match component.instance().await {
         Ok(instance) => instance,
         Err(e) => {
             tracing::error!(request_id = %id, component = %label, error = %format!("{e:#}"), "cannot instantiate the component's graph");

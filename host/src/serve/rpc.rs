@@ -23,6 +23,7 @@ use super::threads::ServingThreads;
 use crate::host_state::{HostState, StoreSettings, new_store};
 use crate::limits::Limits;
 use crate::observe::metrics::Metrics;
+use crate::observe::tapped::{TappedGraph, Taps};
 use crate::remote::auth::{self, Authentication, CallFields, ReplayGuard};
 use crate::remote::codec;
 use crate::remote::protocol::{
@@ -45,6 +46,8 @@ use wasmtime::component::{Component, ComponentExportIndex, Instance, InstancePre
 /// One exported function, ready to call.
 struct RpcFunction {
     index: ComponentExportIndex,
+    /// The export it belongs to (found by name in a tapped graph).
+    export: String,
     name: String,
     params: Vec<Type>,
     results: Vec<Type>,
@@ -61,6 +64,8 @@ pub struct RpcComponent {
     own_deadline: Duration,
     limits: Limits,
     settings: StoreSettings,
+    /// The tapped variant, run by a sampled share of calls.
+    tapped: Option<(Arc<Taps>, Arc<TappedGraph>)>,
 }
 
 impl RpcComponent {
@@ -76,6 +81,7 @@ impl RpcComponent {
         callable: &BTreeSet<String>,
         call_timeout: Duration,
         settings: StoreSettings,
+        tapped: Option<(Arc<Taps>, Arc<TappedGraph>)>,
     ) -> Result<Self> {
         let mut functions = HashMap::new();
         for export in exports
@@ -97,6 +103,7 @@ impl RpcComponent {
                     format!("{}#{name}", export.name),
                     RpcFunction {
                         index,
+                        export: export.name.clone(),
                         name: name.clone(),
                         params: ty.params().map(|(_, t)| t).collect(),
                         results: ty.results().collect(),
@@ -123,6 +130,7 @@ impl RpcComponent {
             own_deadline: call_timeout.min(limits.request_timeout),
             limits,
             settings,
+            tapped,
         })
     }
 }
@@ -475,6 +483,9 @@ async fn invoke(
     function: &RpcFunction,
     params: &[Val],
 ) -> Result<Vec<Val>> {
+    if let Some((_, graph)) = component.tapped.as_ref().filter(|(t, _)| t.sample()) {
+        return invoke_tapped(graph, function, params).await;
+    }
     let (mut store, instance) = component
         .instances
         .take()
@@ -490,6 +501,23 @@ async fn invoke(
     // answer is written.
     tokio::spawn(async move { drop(store) });
     outcome.anyhow()?;
+    Ok(results)
+}
+
+/// Runs one call in a fresh instance of the component's tapped graph.
+async fn invoke_tapped(
+    graph: &TappedGraph,
+    function: &RpcFunction,
+    params: &[Val],
+) -> Result<Vec<Val>> {
+    let mut store = new_store(graph.pre.engine(), &graph.settings);
+    let instance = graph.pre.instantiate_async(&mut store).await.anyhow()?;
+    let func =
+        crate::observe::tapped::lookup(&mut store, &instance, &function.export, &function.name)?;
+    let mut results = vec![Val::Bool(false); function.results.len()];
+    func.call_async(&mut store, params, &mut results)
+        .await
+        .anyhow()?;
     Ok(results)
 }
 
