@@ -639,6 +639,15 @@ impl Callers {
             ),
             client: client.clone(),
             targets: BTreeMap::from([("callee".to_string(), callee.clone())]),
+            metrics: Arc::new(amimono::internals::Metrics::new(
+                &amimono::internals::JobIdentity {
+                    app: app.name(),
+                    job: CALLER_JOB,
+                    revision: &app.revision,
+                    replica: 0,
+                },
+            )),
+            taps: None,
         };
         let caller = prepare_graph(&engine, app, &context, &composed)?;
         let mut store = new_store(&engine, &amimono::internals::StoreSettings::default());

@@ -454,16 +454,18 @@ impl Job {
         let call_timeout = spec
             .and_then(|c| c.spec.call_timeout)
             .unwrap_or(parts.app.manifest.call_timeout);
-        let component = Arc::new(RpcComponent::new(
-            label,
-            &graph.component,
-            graph.pre.clone(),
-            &exports,
-            callable,
-            call_timeout,
-            self.settings(label, &graph),
-            self.tapped(label),
-        )?);
+        let component = Arc::new(
+            RpcComponent::new(
+                label,
+                &graph.component,
+                graph.pre.clone(),
+                &exports,
+                callable,
+                call_timeout,
+                self.settings(label, &graph),
+            )?
+            .with_tapped(self.tapped(label)),
+        );
         components.insert(label.to_string(), component.clone());
         Ok(component)
     }

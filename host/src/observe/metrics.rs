@@ -99,19 +99,23 @@ pub struct JobIdentity<'a> {
     pub replica: u32,
 }
 
+/// The value of a metric definition. Names, help texts and labels here are
+/// constants (the tests make every one of them): an error is a programming
+/// error, not something a running job can meet.
+#[allow(clippy::expect_used)]
+fn constant<T>(made: prometheus::Result<T>) -> T {
+    made.expect("metric definitions are constants")
+}
+
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let family = IntCounterVec::new(Opts::new(name, help), labels).expect("a valid metric");
-    registry
-        .register(Box::new(family.clone()))
-        .expect("metric names are distinct");
+    let family = constant(IntCounterVec::new(Opts::new(name, help), labels));
+    constant(registry.register(Box::new(family.clone())));
     family
 }
 
 fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let family = IntGaugeVec::new(Opts::new(name, help), labels).expect("a valid metric");
-    registry
-        .register(Box::new(family.clone()))
-        .expect("metric names are distinct");
+    let family = constant(IntGaugeVec::new(Opts::new(name, help), labels));
+    constant(registry.register(Box::new(family.clone())));
     family
 }
 
@@ -123,10 +127,8 @@ fn histogram_vec(
     labels: &[&str],
 ) -> HistogramVec {
     let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
-    let family = HistogramVec::new(opts, labels).expect("a valid metric");
-    registry
-        .register(Box::new(family.clone()))
-        .expect("metric names are distinct");
+    let family = constant(HistogramVec::new(opts, labels));
+    constant(registry.register(Box::new(family.clone())));
     family
 }
 
@@ -150,22 +152,16 @@ impl Metrics {
             &identity.replica.to_string(),
         ])
         .set(1);
-        let local_sample_ratio = Gauge::new(
+        let local_sample_ratio = constant(Gauge::new(
             "amimono_local_sample_ratio",
             "Share of requests that run a tapped graph, whose colocated calls are measured (0: none).",
-        )
-        .expect("a valid metric");
-        registry
-            .register(Box::new(local_sample_ratio.clone()))
-            .expect("metric names are distinct");
-        let revision_refusals = IntCounter::new(
+        ));
+        constant(registry.register(Box::new(local_sample_ratio.clone())));
+        let revision_refusals = constant(IntCounter::new(
             "amimono_revision_refusals_total",
             "Calls from other jobs refused because the caller runs another revision.",
-        )
-        .expect("a valid metric");
-        registry
-            .register(Box::new(revision_refusals.clone()))
-            .expect("metric names are distinct");
+        ));
+        constant(registry.register(Box::new(revision_refusals.clone())));
         Metrics {
             method_count: counter_vec(
                 r,
@@ -404,13 +400,14 @@ impl std::fmt::Debug for ComponentMetrics {
 impl ComponentMetrics {
     /// Handles that count into no registry.
     pub fn detached() -> ComponentMetrics {
-        let counter = || IntCounter::new("detached", "detached").expect("a valid metric");
-        let gauge = || IntGauge::new("detached", "detached").expect("a valid metric");
+        let counter = || constant(IntCounter::new("detached", "detached"));
+        let gauge = || constant(IntGauge::new("detached", "detached"));
         ComponentMetrics {
             label: "".into(),
             http_requests: None,
-            http_latency: Histogram::with_opts(HistogramOpts::new("detached", "detached"))
-                .expect("a valid metric"),
+            http_latency: constant(Histogram::with_opts(HistogramOpts::new(
+                "detached", "detached",
+            ))),
             instances_created: counter(),
             instances_in_use: gauge(),
             warm_spares: gauge(),

@@ -81,7 +81,6 @@ impl RpcComponent {
         callable: &BTreeSet<String>,
         call_timeout: Duration,
         settings: StoreSettings,
-        tapped: Option<(Arc<Taps>, Arc<TappedGraph>)>,
     ) -> Result<Self> {
         let mut functions = HashMap::new();
         for export in exports
@@ -130,8 +129,15 @@ impl RpcComponent {
             own_deadline: call_timeout.min(limits.request_timeout),
             limits,
             settings,
-            tapped,
+            tapped: None,
         })
+    }
+
+    /// The same component, running `tapped` for a sampled share of calls
+    /// ([`crate::observe::tapped`]).
+    pub fn with_tapped(mut self, tapped: Option<(Arc<Taps>, Arc<TappedGraph>)>) -> Self {
+        self.tapped = tapped;
+        self
     }
 }
 

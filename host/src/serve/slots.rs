@@ -78,6 +78,23 @@ impl Drop for LeaveQueue<'_> {
     }
 }
 
+/// Counts one instance slot in use in a gauge while it lives.
+pub struct InUse(prometheus::IntGauge);
+
+impl InUse {
+    /// Counts one more in `gauge`.
+    pub fn new(gauge: &prometheus::IntGauge) -> InUse {
+        gauge.inc();
+        InUse(gauge.clone())
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,22 +135,5 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_millis(10));
         drop(held);
         assert!(slots.acquire(far).await.is_ok());
-    }
-}
-
-/// Counts one instance slot in use in a gauge while it lives.
-pub struct InUse(prometheus::IntGauge);
-
-impl InUse {
-    /// Counts one more in `gauge`.
-    pub fn new(gauge: &prometheus::IntGauge) -> InUse {
-        gauge.inc();
-        InUse(gauge.clone())
-    }
-}
-
-impl Drop for InUse {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
