@@ -21,6 +21,7 @@ mod image;
 mod keyvalue;
 mod launcher;
 mod limits;
+mod metrics;
 mod python;
 mod remote;
 mod replicas;

@@ -221,6 +221,8 @@ fn test() -> Result<(), String> {
         ("iptables", "iptables"),
         ("runc", "runc"),
         ("podman", "podman"),
+        // The metrics test scrapes a split app with a real Prometheus.
+        ("prometheus", "prometheus"),
     ] {
         ensure_debian_package(program, package)?;
     }
