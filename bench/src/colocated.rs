@@ -50,7 +50,14 @@ pub struct Pf1 {
     rounds: usize,
     add_calls: u32,
     echo_calls: u32,
+    /// ns per call through a tap (a request sampled for observation).
+    tapped_add_ns: f64,
+    tapped_echo_ns: f64,
+    tapped_calls: u32,
 }
+
+/// The sampling ratio PF1 reports the observed cost at.
+const SAMPLE_RATIO: f64 = 0.01;
 
 impl Pf1 {
     fn ratio(&self) -> (f64, f64) {
@@ -81,7 +88,28 @@ impl Pf1 {
             "\nratio amimono / composed pair: add {add:.2}, echo {echo:.2}; worse {worst:.2} (goal ≤ {GOAL}) {}\n",
             if worst <= GOAL { "MET" } else { "MISSED" }
         ));
+        let (observed_add, observed_echo) = self.observed();
+        out.push_str(&format!(
+            "\nobservation (colocated calls measured through tapped graphs, {} calls per round): \
+             a tapped call costs add {:.0} ns, echo {:.0} ns; with AMIMONO_LOCAL_SAMPLE_RATIO={SAMPLE_RATIO} \
+             a call costs on average add {observed_add:.1} ns ({:.1}× the unobserved call), echo {observed_echo:.1} ns ({:.1}×). \
+             Unsampled requests run the same composed graph as with observation off (the amimono row).\n",
+            self.tapped_calls,
+            self.tapped_add_ns,
+            self.tapped_echo_ns,
+            observed_add / self.add_ns[1],
+            observed_echo / self.echo_ns[1],
+        ));
         out
+    }
+
+    /// The average cost of a call with [`SAMPLE_RATIO`] of requests tapped.
+    fn observed(&self) -> (f64, f64) {
+        let mix = |plain: f64, tapped: f64| (1.0 - SAMPLE_RATIO) * plain + SAMPLE_RATIO * tapped;
+        (
+            mix(self.add_ns[1], self.tapped_add_ns),
+            mix(self.echo_ns[1], self.tapped_echo_ns),
+        )
     }
 
     /// The JSON entry for `results.json`.
@@ -94,6 +122,8 @@ impl Pf1 {
             "met": worst <= GOAL,
             "add_ns": { "floor": self.add_ns[0], "amimono": self.add_ns[1], "composed": self.add_ns[2], "host_forwarded": self.add_ns[3], "composed_with_epochs": self.add_ns[4] },
             "echo_ns": { "floor": self.echo_ns[0], "amimono": self.echo_ns[1], "composed": self.echo_ns[2], "host_forwarded": self.echo_ns[3], "composed_with_epochs": self.echo_ns[4] },
+            "tapped_ns": { "add": self.tapped_add_ns, "echo": self.tapped_echo_ns, "calls": self.tapped_calls },
+            "observed_ns": { "sample_ratio": SAMPLE_RATIO, "add": self.observed().0, "echo": self.observed().1 },
             "rounds": self.rounds,
             "add_calls": self.add_calls,
             "echo_calls": self.echo_calls,
@@ -146,13 +176,95 @@ pub fn run(root: &Path, quick: bool) -> Result<Pf1> {
         }
     }
     let med = |v: &[Vec<f64>]| -> [f64; 5] { std::array::from_fn(|i| median(&v[i])) };
+    // A tapped call instantiates the callee: far fewer calls per round.
+    let tapped_calls = (echo_calls / 100).max(200);
+    let mut tapped = TappedDriver::new(root)?;
+    let (mut tapped_add, mut tapped_echo) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let started = Instant::now();
+        tapped.run_add(tapped_calls)?;
+        tapped_add.push(started.elapsed().as_nanos() as f64 / f64::from(tapped_calls));
+        let started = Instant::now();
+        let got = tapped.run_echo(tapped_calls, &payload)?;
+        tapped_echo.push(started.elapsed().as_nanos() as f64 / f64::from(tapped_calls));
+        anyhow::ensure!(
+            got == tapped_calls.wrapping_mul(1024),
+            "tapped echo loop returned {got}"
+        );
+    }
     Ok(Pf1 {
         add_ns: med(&add),
         echo_ns: med(&echo),
         rounds,
         add_calls,
         echo_calls,
+        tapped_add_ns: median(&tapped_add),
+        tapped_echo_ns: median(&tapped_echo),
+        tapped_calls,
     })
+}
+
+/// The bench app's caller run through its tapped graph: every call to the
+/// callee goes through a tap (a fresh callee instance, timed and counted),
+/// as in a request sampled for observation.
+struct TappedDriver {
+    runtime: tokio::runtime::Runtime,
+    store: Store<HostState>,
+    run_add: TypedFunc<(u32,), (u32,)>,
+    run_echo: TypedFunc<(u32, String), (u32,)>,
+    _job: amimono::Job,
+}
+
+impl TappedDriver {
+    fn new(root: &Path) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let data = root.join("target/bench/pf1-data");
+        std::fs::create_dir_all(&data)?;
+        let job = runtime.block_on(
+            amimono::Application::open(root.join("bench/app"))?
+                .job("_local")
+                .data_dir(&data)
+                .metrics(true)
+                .local_sample_ratio(1.0)
+                .prepare(),
+        )?;
+        let graph = amimono::internals::tapped_graph(&job, "caller")
+            .context("the bench app's caller has no tapped graph")?;
+        let mut store = amimono::internals::new_store(graph.pre.engine(), &graph.settings);
+        let instance = runtime
+            .block_on(graph.pre.instantiate_async(&mut store))
+            .anyhow()?;
+        let run_add = typed(&instance, &mut store, DRIVER, "run-add")?;
+        let run_echo = typed(&instance, &mut store, DRIVER, "run-echo")?;
+        Ok(TappedDriver {
+            runtime,
+            store,
+            run_add,
+            run_echo,
+            _job: job,
+        })
+    }
+}
+
+impl Driver for TappedDriver {
+    fn run_add(&mut self, n: u32) -> Result<u32> {
+        let f = self.run_add;
+        Ok(self
+            .runtime
+            .block_on(f.call_async(&mut self.store, (n,)))
+            .anyhow()?
+            .0)
+    }
+    fn run_echo(&mut self, n: u32, s: &str) -> Result<u32> {
+        let f = self.run_echo;
+        Ok(self
+            .runtime
+            .block_on(f.call_async(&mut self.store, (n, s.to_string())))
+            .anyhow()?
+            .0)
+    }
 }
 
 /// The caller and callee fixtures' bytes.

@@ -89,7 +89,14 @@ pub struct HostState {
     http: WasiHttpCtx,
     table: ResourceTable,
     limits: InstanceLimiter,
+    /// In a tapped graph's store: the instance of each colocated callee,
+    /// made at its first call and kept for this instance's life, as the
+    /// composed graph keeps it ([`crate::observe::tapped`]).
+    pub(crate) tapped_callees: std::collections::HashMap<String, TappedCallee>,
 }
+
+/// A callee's instance kept by a tapped caller: its store and instance.
+pub(crate) type TappedCallee = (Store<HostState>, wasmtime::component::Instance);
 
 impl HostState {
     /// Fresh state for one instance of a graph. Guests get no environment
@@ -112,6 +119,7 @@ impl HostState {
                 refused_by_budget: false,
                 refusals: settings.metrics.memory_limit_refusals.clone(),
             },
+            tapped_callees: std::collections::HashMap::new(),
         }
     }
 }

@@ -129,8 +129,18 @@ pub mod internals {
     pub use crate::job::{LinkContext, compose_graph, prepare_graph};
     pub use crate::manifest::Manifest;
     pub use crate::observe::metrics::{JobIdentity, Metrics};
+    pub use crate::observe::tapped::TappedGraph;
     pub use crate::placement::Placement;
     pub use crate::remote::{auth, client, codec, protocol};
     pub use crate::uptime::mark_start;
     pub use crate::wasmtime_error::IntoAnyhow;
+
+    /// The tapped graph of entry `label` of `job`, when the job samples
+    /// colocated calls (PF1 measures a call through it).
+    pub fn tapped_graph(
+        job: &crate::Job,
+        label: &str,
+    ) -> Option<std::sync::Arc<crate::observe::tapped::TappedGraph>> {
+        job.tapped(label).map(|(_, graph)| graph)
+    }
 }

@@ -40,6 +40,7 @@ pub struct JobBuilder {
     lazy: bool,
     replica: u32,
     local_sample_ratio: Option<f64>,
+    metrics: Option<bool>,
 }
 
 impl JobBuilder {
@@ -60,6 +61,7 @@ impl JobBuilder {
             authentication: None,
             replica: 0,
             local_sample_ratio: None,
+            metrics: None,
             engine: None,
             force_remote: false,
             shutdown_grace: None,
@@ -134,6 +136,13 @@ impl JobBuilder {
         self
     }
 
+    /// Whether the job records metrics (default: `AMIMONO_METRICS`, else
+    /// on). Off, `/metrics` shows only `amimono_job_info`.
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = Some(on);
+        self
+    }
+
     /// The share of requests (0 to 1) whose colocated calls are measured,
     /// through tapped graphs ([`crate::observe::tapped`]); default
     /// `AMIMONO_LOCAL_SAMPLE_RATIO`, else 0 (off: nothing is measured and
@@ -190,12 +199,21 @@ impl JobBuilder {
             data_dir: &self.data_dir,
         })
         .await?;
-        let metrics = Arc::new(Metrics::new(&JobIdentity {
+        let metrics = Metrics::new(&JobIdentity {
             app: app.name(),
             job: &placement.job,
             revision: &app.revision,
             replica: self.replica,
-        }));
+        });
+        let metrics_on = match self.metrics {
+            Some(on) => on,
+            None => crate::observe::metrics::enabled_from_environment()?,
+        };
+        let metrics = Arc::new(if metrics_on {
+            metrics
+        } else {
+            metrics.disabled()
+        });
         let context = LinkContext {
             metrics: metrics.clone(),
             client: Arc::new(RemoteClient::new(
@@ -228,6 +246,7 @@ impl JobBuilder {
         });
         if !self.lazy {
             let ratio = match self.local_sample_ratio {
+                _ if !metrics_on => 0.0,
                 Some(ratio) => ratio,
                 None => crate::observe::tapped::ratio_from_environment()?,
             };

@@ -297,7 +297,7 @@ impl Job {
     }
 
     /// The tapped variant of entry `label`, when colocated calls are sampled.
-    fn tapped(&self, label: &str) -> Option<(Arc<Taps>, Arc<TappedGraph>)> {
+    pub(crate) fn tapped(&self, label: &str) -> Option<(Arc<Taps>, Arc<TappedGraph>)> {
         let taps = self.inner.taps.get()?;
         Some((taps.clone(), taps.graph(label)?))
     }

@@ -65,9 +65,26 @@ impl Placement {
     }
 }
 
+/// Environment variable: `off` turns a job's metrics off (they are on by
+/// default: recording is a few atomic additions per request).
+pub const METRICS_ENV: &str = "AMIMONO_METRICS";
+
+/// Whether `AMIMONO_METRICS` leaves metrics on (unset, `on`) or turns them
+/// off (`off`); anything else is refused, naming the variable.
+pub fn enabled_from_environment() -> anyhow::Result<bool> {
+    match std::env::var(METRICS_ENV).as_deref() {
+        Err(_) | Ok("on") | Ok("1") => Ok(true),
+        Ok("off") | Ok("0") => Ok(false),
+        Ok(other) => anyhow::bail!("{METRICS_ENV}={other:?}: expected `on` or `off`"),
+    }
+}
+
 /// Every metric family of one job.
 pub struct Metrics {
     registry: Registry,
+    /// Off: handles count into nothing exported, `/metrics` shows only
+    /// `amimono_job_info`.
+    enabled: bool,
     method_count: IntCounterVec,
     method_errors: IntCounterVec,
     method_latency: HistogramVec,
@@ -260,7 +277,14 @@ impl Metrics {
             revision_refusals,
             local_sample_ratio,
             registry,
+            enabled: true,
         }
+    }
+
+    /// The same registry with recording off ([`METRICS_ENV`]).
+    pub fn disabled(mut self) -> Metrics {
+        self.enabled = false;
+        self
     }
 
     /// The handles of one edge `caller → component.method`.
@@ -271,6 +295,9 @@ impl Metrics {
         method: &str,
         placement: Placement,
     ) -> MethodMetrics {
+        if !self.enabled {
+            return MethodMetrics::detached();
+        }
         let labels = [caller, component, method, placement.label()];
         MethodMetrics {
             count: self.method_count.with_label_values(&labels),
@@ -283,6 +310,9 @@ impl Metrics {
 
     /// The handles of component `label`.
     pub fn component(&self, label: &str) -> ComponentMetrics {
+        if !self.enabled {
+            return ComponentMetrics::detached();
+        }
         let labels = [label];
         ComponentMetrics {
             label: label.into(),
@@ -301,12 +331,17 @@ impl Metrics {
 
     /// The retries counter of remote calls to component `label`.
     pub fn remote_retries(&self, label: &str) -> IntCounter {
+        if !self.enabled {
+            return constant(IntCounter::new("detached", "detached"));
+        }
         self.remote_retries.with_label_values(&[label])
     }
 
     /// Counts a call refused for its caller's revision.
     pub fn revision_refused(&self) {
-        self.revision_refusals.inc();
+        if self.enabled {
+            self.revision_refusals.inc();
+        }
     }
 
     /// Publishes the share of requests that measure colocated calls.
@@ -352,6 +387,23 @@ pub struct CallRecord {
 }
 
 impl MethodMetrics {
+    /// Handles that count into no registry.
+    pub fn detached() -> MethodMetrics {
+        let histogram = || {
+            constant(Histogram::with_opts(HistogramOpts::new(
+                "detached", "detached",
+            )))
+        };
+        let counter = || constant(IntCounter::new("detached", "detached"));
+        MethodMetrics {
+            count: counter(),
+            errors: counter(),
+            latency: histogram(),
+            bytes_request: histogram(),
+            bytes_reply: histogram(),
+        }
+    }
+
     /// Records one call.
     pub fn record(&self, call: &CallRecord) {
         self.count.inc_by(call.weight);

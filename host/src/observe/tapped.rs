@@ -13,14 +13,15 @@
 //! `amimono_local_sample_ratio` exports. With the ratio 0 (the default) no
 //! tapped graph is made and nothing changes.
 //!
-//! A tapped call behaves as the same call between jobs does: a fresh
-//! instance of the callee per call, values copied. That is the contract
-//! every colocated call already has (the app must run split too); an edge
-//! whose interface has resources cannot be split, so an entry with such an
-//! edge gets no tapped variant and its colocated calls are not measured.
+//! A tapped caller instance keeps one instance of each callee for its life,
+//! as the composed graph does (state a callee keeps between two calls of one
+//! request behaves the same); values are copied between the two stores, as
+//! between jobs. An edge whose interface has resources cannot be split, so
+//! an entry with such an edge gets no tapped variant and its colocated calls
+//! are not measured.
 
 use super::metrics::{CallRecord, MethodMetrics, Metrics, Placement};
-use crate::host_state::{HostState, StoreSettings, new_store};
+use crate::host_state::{HostState, StoreSettings, TappedCallee, new_store};
 use crate::remote::codec;
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result, bail};
@@ -29,7 +30,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, InstancePre, Linker, Type, Val};
-use wasmtime::{AsContextMut, Engine};
+use wasmtime::{AsContextMut, Engine, Store};
 
 /// Environment variable: the share of requests whose colocated calls are
 /// measured (0 to 1; default 0, off).
@@ -141,14 +142,24 @@ impl Taps {
                 ),
             });
             instance_linker
-                .func_new_async(&name, move |_store, ty, params, results| {
+                .func_new_async(&name, move |mut caller, ty, params, results| {
                     let call = call.clone();
                     Box::new(async move {
                         let params_types: Vec<Type> = ty.params().map(|(_, t)| t).collect();
                         let results_types: Vec<Type> = ty.results().collect();
-                        call.run(params, &params_types, results, &results_types)
-                            .await
-                            .map_err(wasmtime::Error::from_anyhow)
+                        // The callee's instance lives in the caller's store
+                        // data between calls; taken out while it runs.
+                        let kept = caller.data_mut().tapped_callees.remove(&call.exporter);
+                        let (outcome, callee) = call
+                            .run(kept, params, &params_types, results, &results_types)
+                            .await;
+                        if let Some(callee) = callee {
+                            caller
+                                .data_mut()
+                                .tapped_callees
+                                .insert(call.exporter.clone(), callee);
+                        }
+                        outcome.map_err(wasmtime::Error::from_anyhow)
                     })
                 })
                 .anyhow()
@@ -178,15 +189,31 @@ struct TappedCall {
 }
 
 impl TappedCall {
+    /// Runs the call in `kept` (the callee's instance from an earlier call
+    /// of the same caller instance) or a new one, recording it; gives the
+    /// instance back unless the call failed (a trapped instance is not
+    /// used again).
     async fn run(
         &self,
+        kept: Option<TappedCallee>,
         params: &[Val],
         params_types: &[Type],
         results: &mut [Val],
         results_types: &[Type],
-    ) -> anyhow::Result<()> {
+    ) -> (anyhow::Result<()>, Option<TappedCallee>) {
         let started = Instant::now();
-        let outcome = self.call(params, results).await;
+        let callee = match kept {
+            Some(callee) => Ok(callee),
+            None => self.instantiate().await,
+        };
+        let (outcome, callee) = match callee {
+            Ok((mut store, instance)) => {
+                let outcome = self.call(&mut store, &instance, params, results).await;
+                let keep = outcome.is_ok().then_some((store, instance));
+                (outcome, keep)
+            }
+            Err(e) => (Err(e), None),
+        };
         let size = |values: &[Val], types: &[Type]| {
             let mut bytes = Vec::new();
             codec::encode_values(values, types, &mut bytes).map_or(0, |()| bytes.len())
@@ -202,10 +229,11 @@ impl TappedCall {
             failed: outcome.is_err(),
             weight: self.taps.weight,
         });
-        outcome
+        (outcome, callee)
     }
 
-    async fn call(&self, params: &[Val], results: &mut [Val]) -> anyhow::Result<()> {
+    /// A new instance of the exporter's tapped graph.
+    async fn instantiate(&self) -> anyhow::Result<TappedCallee> {
         let graph = self
             .taps
             .graph(&self.exporter)
@@ -217,8 +245,18 @@ impl TappedCall {
             .await
             .anyhow()
             .with_context(|| format!("instantiating the tapped graph of `{}`", self.exporter))?;
-        let func = lookup(&mut store, &instance, &self.export, &self.function)?;
-        func.call_async(&mut store, params, results)
+        Ok((store, instance))
+    }
+
+    async fn call(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &wasmtime::component::Instance,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> anyhow::Result<()> {
+        let func = lookup(&mut *store, instance, &self.export, &self.function)?;
+        func.call_async(&mut *store, params, results)
             .await
             .anyhow()
             .with_context(|| format!("`{}` failed in `{}`", self.exporter, self.function))
