@@ -21,6 +21,15 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Parser)]
 #[command(name = "amimono", version, about)]
 pub struct Cli {
+    /// How log lines are written to stderr: `text`, or `json` (one object per line, with app, job, revision and component).
+    #[arg(
+        long,
+        global = true,
+        env = "AMIMONO_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    pub log_format: crate::observe::logs::LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -250,6 +259,7 @@ fn load_bindings(path: Option<&Path>, application: &Application) -> Result<Optio
 
 /// Runs the parsed command line; returns the process exit status.
 pub async fn execute(cli: Cli) -> Result<i32> {
+    crate::observe::logs::set_format(cli.log_format);
     match cli.command {
         Command::Run {
             app,

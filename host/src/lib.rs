@@ -128,6 +128,7 @@ pub mod internals {
     pub use crate::host_state::{HostState, StoreSettings, new_store};
     pub use crate::job::{LinkContext, compose_graph, prepare_graph};
     pub use crate::manifest::Manifest;
+    pub use crate::observe::logs::{JsonLines, LogFormat};
     pub use crate::observe::metrics::{JobIdentity, Metrics};
     pub use crate::observe::tapped::TappedGraph;
     pub use crate::placement::Placement;

@@ -6,15 +6,21 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     amimono::internals::mark_start();
     let cli = amimono::internals::Cli::parse();
-    tracing_subscriber::fmt()
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
+    });
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
-            }),
-        )
-        .init();
+        .with_env_filter(filter);
+    match cli.log_format {
+        amimono::internals::LogFormat::Json => logs
+            .with_ansi(false)
+            .event_format(amimono::internals::JsonLines)
+            .init(),
+        amimono::internals::LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

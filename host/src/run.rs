@@ -68,6 +68,12 @@ pub async fn run(
         bindings.check_addresses(app, &placement, replica)?;
     }
     check_replica(app, job, replica)?;
+    crate::observe::logs::set_process(crate::observe::logs::ProcessFields {
+        app: app.name().to_string(),
+        job: job.to_string(),
+        revision: app.revision.clone(),
+        replica,
+    });
     // Listening for signals from the start: a SIGTERM while starting drains too.
     let signals = Signals::new();
     let since_start = || crate::uptime::since_start().as_secs_f64() * 1e3;

@@ -21,6 +21,7 @@ mod image;
 mod keyvalue;
 mod launcher;
 mod limits;
+mod logs;
 mod metrics;
 mod python;
 mod remote;

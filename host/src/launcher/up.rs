@@ -167,7 +167,14 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
         };
         match event {
             Some(Event::Stderr(job, line)) => {
-                eprintln!("[{job}] {line}");
+                // JSON lines name their job and replica themselves.
+                if crate::observe::logs::format() == crate::observe::logs::LogFormat::Json
+                    && line.starts_with('{')
+                {
+                    eprintln!("{line}");
+                } else {
+                    eprintln!("[{job}] {line}");
+                }
                 remember(&mut last_lines, &job, line);
             }
             Some(Event::Stdout(job, line)) => {
@@ -325,6 +332,7 @@ fn spawn_job(
         .env("AMIMONO_JOB", job)
         .env(crate::run::REPLICA_ENV, process.replica.to_string())
         .env("AMIMONO_BINDINGS", bindings)
+        .env("AMIMONO_LOG_FORMAT", crate::observe::logs::format().name())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
