@@ -46,8 +46,9 @@ fn readiness_turns_503_at_sigterm_while_a_request_in_flight_completes_with_200()
     );
     let alive = get(&format!("{admin}/healthz"));
     assert_eq!((alive.status, alive.body.as_str()), (200, "ok\n"));
-    // Nothing else is served there, and nothing but GET and HEAD.
-    assert_eq!(get(&format!("{admin}/metrics")).status, 404);
+    // Metrics are served there too; nothing else, and nothing but GET and HEAD.
+    assert_eq!(get(&format!("{admin}/metrics")).status, 200);
+    assert_eq!(get(&format!("{admin}/debug")).status, 404);
     let post = request("POST", &format!("{admin}/readyz"), &[], b"");
     assert_eq!(post.status, 405, "{post:?}");
     assert_eq!(post.header("allow"), Some("GET, HEAD"));
