@@ -205,13 +205,10 @@ pub fn run(root: &Path, quick: bool) -> Result<Pf1> {
 }
 
 /// The bench app's caller run through its tapped graph: every call to the
-/// callee goes through a tap (a fresh callee instance, timed and counted),
-/// as in a request sampled for observation.
+/// callee goes through a tap (timed and counted), as in a request sampled
+/// for observation. The job is kept alive beside the driver.
 struct TappedDriver {
-    runtime: tokio::runtime::Runtime,
-    store: Store<HostState>,
-    run_add: TypedFunc<(u32,), (u32,)>,
-    run_echo: TypedFunc<(u32, String), (u32,)>,
+    driver: AmimonoDriver,
     _job: amimono::Job,
 }
 
@@ -232,38 +229,18 @@ impl TappedDriver {
         )?;
         let graph = amimono::internals::tapped_graph(&job, "caller")
             .context("the bench app's caller has no tapped graph")?;
-        let mut store = amimono::internals::new_store(graph.pre.engine(), &graph.settings);
-        let instance = runtime
-            .block_on(graph.pre.instantiate_async(&mut store))
-            .anyhow()?;
-        let run_add = typed(&instance, &mut store, DRIVER, "run-add")?;
-        let run_echo = typed(&instance, &mut store, DRIVER, "run-echo")?;
-        Ok(TappedDriver {
-            runtime,
-            store,
-            run_add,
-            run_echo,
-            _job: job,
-        })
+        let store = amimono::internals::new_store(graph.pre.engine(), &graph.settings);
+        let driver = AmimonoDriver::instantiate(runtime, store, &graph.pre)?;
+        Ok(TappedDriver { driver, _job: job })
     }
 }
 
 impl Driver for TappedDriver {
     fn run_add(&mut self, n: u32) -> Result<u32> {
-        let f = self.run_add;
-        Ok(self
-            .runtime
-            .block_on(f.call_async(&mut self.store, (n,)))
-            .anyhow()?
-            .0)
+        self.driver.run_add(n)
     }
     fn run_echo(&mut self, n: u32, s: &str) -> Result<u32> {
-        let f = self.run_echo;
-        Ok(self
-            .runtime
-            .block_on(f.call_async(&mut self.store, (n, s.to_string())))
-            .anyhow()?
-            .0)
+        self.driver.run_echo(n, s)
     }
 }
 
@@ -315,10 +292,19 @@ impl AmimonoDriver {
             &LinkContext::local(Arc::new(capabilities)),
             &composed,
         )?;
-        let mut store =
+        let store =
             amimono::internals::new_store(&engine, &amimono::internals::StoreSettings::default());
+        AmimonoDriver::instantiate(runtime, store, &graph.pre)
+    }
+
+    /// Instantiates `pre` in `store` and finds the driver's loops.
+    fn instantiate(
+        runtime: tokio::runtime::Runtime,
+        mut store: Store<HostState>,
+        pre: &wasmtime::component::InstancePre<HostState>,
+    ) -> Result<Self> {
         let instance = runtime
-            .block_on(graph.pre.instantiate_async(&mut store))
+            .block_on(pre.instantiate_async(&mut store))
             .anyhow()?;
         let run_add = typed(&instance, &mut store, DRIVER, "run-add")?;
         let run_echo = typed(&instance, &mut store, DRIVER, "run-echo")?;

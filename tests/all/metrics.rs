@@ -5,7 +5,7 @@
 //! the `frontend → greeter` edge (remote) and `greeter → phrasebook`
 //! (local, inside the backend job).
 
-use amimono_tests::{Host, free_port, get, hello_app, try_get};
+use amimono_tests::{Host, free_port, get, hello_app, hello_bindings, try_get};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,20 +13,13 @@ use std::time::{Duration, Instant};
 /// The split hello app with an admin listener per job: (web, backend,
 /// web admin, backend admin).
 fn split_hello(dir: &Path, env: &[(&str, &str)]) -> (Host, Host, String, String) {
-    let (web, backend, web_admin, backend_admin) =
-        (free_port(), free_port(), free_port(), free_port());
-    let bindings = dir.join("bindings.toml");
-    std::fs::write(
-        &bindings,
-        format!(
-            "[components.frontend]\ntype = \"http\"\ninternal = \"127.0.0.1:{web}\"\nexternal = \"http://127.0.0.1:{web}\"\n\n\
-             [components.greeter]\ntype = \"rpc\"\ninternal = \"127.0.0.1:{backend}\"\nexternal = \"http://127.0.0.1:{backend}\"\n\n\
-             [components.phrasebook]\ntype = \"rpc\"\ninternal = \"127.0.0.1:{backend}\"\nexternal = \"http://127.0.0.1:{backend}\"\n\n\
-             [jobs.web]\nadmin = \"127.0.0.1:{web_admin}\"\n\n\
-             [jobs.backend]\nadmin = \"127.0.0.1:{backend_admin}\"\n"
-        ),
-    )
-    .unwrap();
+    let (bindings, _, _) = hello_bindings(dir);
+    let (web_admin, backend_admin) = (free_port(), free_port());
+    let mut text = std::fs::read_to_string(&bindings).unwrap();
+    text.push_str(&format!(
+        "\n[jobs.web]\nadmin = \"127.0.0.1:{web_admin}\"\n\n[jobs.backend]\nadmin = \"127.0.0.1:{backend_admin}\"\n"
+    ));
+    std::fs::write(&bindings, text).unwrap();
     let bindings = bindings.to_str().unwrap();
     let data = dir.to_str().unwrap();
     let start = |job: &str, http: &[&str]| {

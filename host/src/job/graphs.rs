@@ -9,6 +9,7 @@ use crate::capabilities::GraphGrants;
 use crate::host_state::HostState;
 use crate::link::rules::{check_splittable, shared_wasi_grants};
 use crate::link::{GraphPlan, LinkErrors, compose, plan_graph};
+use crate::observe::metrics::ComponentMetrics;
 use crate::placement::Placement;
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
@@ -152,6 +153,8 @@ pub struct PreparedGraph {
     pub pre: InstancePre<HostState>,
     /// The filesystem and socket grants of the graph's WASI.
     pub wasi: Arc<GraphGrants>,
+    /// Where its instances are counted (resolved once, not per instance).
+    pub metrics: ComponentMetrics,
 }
 
 /// Compiles (or loads the precompiled form, or the cache's) and
@@ -185,5 +188,6 @@ pub fn prepare_graph(
         component,
         pre,
         wasi: graph.wasi.clone(),
+        metrics: context.metrics.component(root),
     })
 }

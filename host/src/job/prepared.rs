@@ -393,7 +393,7 @@ impl Job {
                 .map_or(parts.app.manifest.limits, |c| c.spec.limits),
             wasi: graph.wasi.clone(),
             budget: parts.budget.clone(),
-            metrics: parts.metrics.component(label),
+            metrics: graph.metrics.clone(),
         }
     }
 

@@ -124,6 +124,22 @@ fn constant<T>(made: prometheus::Result<T>) -> T {
     made.expect("metric definitions are constants")
 }
 
+/// Metrics that count into no registry (recording off, stores made
+/// outside a job).
+fn detached_counter() -> IntCounter {
+    constant(IntCounter::new("detached", "detached"))
+}
+
+fn detached_gauge() -> IntGauge {
+    constant(IntGauge::new("detached", "detached"))
+}
+
+fn detached_histogram() -> Histogram {
+    constant(Histogram::with_opts(HistogramOpts::new(
+        "detached", "detached",
+    )))
+}
+
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let family = constant(IntCounterVec::new(Opts::new(name, help), labels));
     constant(registry.register(Box::new(family.clone())));
@@ -332,7 +348,7 @@ impl Metrics {
     /// The retries counter of remote calls to component `label`.
     pub fn remote_retries(&self, label: &str) -> IntCounter {
         if !self.enabled {
-            return constant(IntCounter::new("detached", "detached"));
+            return detached_counter();
         }
         self.remote_retries.with_label_values(&[label])
     }
@@ -389,18 +405,12 @@ pub struct CallRecord {
 impl MethodMetrics {
     /// Handles that count into no registry.
     pub fn detached() -> MethodMetrics {
-        let histogram = || {
-            constant(Histogram::with_opts(HistogramOpts::new(
-                "detached", "detached",
-            )))
-        };
-        let counter = || constant(IntCounter::new("detached", "detached"));
         MethodMetrics {
-            count: counter(),
-            errors: counter(),
-            latency: histogram(),
-            bytes_request: histogram(),
-            bytes_reply: histogram(),
+            count: detached_counter(),
+            errors: detached_counter(),
+            latency: detached_histogram(),
+            bytes_request: detached_histogram(),
+            bytes_reply: detached_histogram(),
         }
     }
 
@@ -452,22 +462,18 @@ impl std::fmt::Debug for ComponentMetrics {
 impl ComponentMetrics {
     /// Handles that count into no registry.
     pub fn detached() -> ComponentMetrics {
-        let counter = || constant(IntCounter::new("detached", "detached"));
-        let gauge = || constant(IntGauge::new("detached", "detached"));
         ComponentMetrics {
             label: "".into(),
             http_requests: None,
-            http_latency: constant(Histogram::with_opts(HistogramOpts::new(
-                "detached", "detached",
-            ))),
-            instances_created: counter(),
-            instances_in_use: gauge(),
-            warm_spares: gauge(),
-            traps: counter(),
-            epoch_interruptions: counter(),
-            cpu_limit_kills: counter(),
-            memory_limit_refusals: counter(),
-            remote_retries: counter(),
+            http_latency: detached_histogram(),
+            instances_created: detached_counter(),
+            instances_in_use: detached_gauge(),
+            warm_spares: detached_gauge(),
+            traps: detached_counter(),
+            epoch_interruptions: detached_counter(),
+            cpu_limit_kills: detached_counter(),
+            memory_limit_refusals: detached_counter(),
+            remote_retries: detached_counter(),
         }
     }
 
