@@ -7,6 +7,7 @@ use crate::capabilities::GraphGrants;
 use crate::engine::EPOCH_TICK;
 use crate::limits::Limits;
 use crate::observe::metrics::ComponentMetrics;
+use crate::observe::traces::{PropagatingHooks, TraceContext};
 use crate::serve::budget::{MemoryBudget, Reservation};
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
@@ -93,6 +94,9 @@ pub struct HostState {
     /// made at its first call and kept for this instance's life, as the
     /// composed graph keeps it ([`crate::observe::tapped`]).
     pub(crate) tapped_callees: std::collections::HashMap<String, TappedCallee>,
+    /// The trace of the work the instance does now, which its outgoing
+    /// HTTP requests and remote calls carry.
+    hooks: PropagatingHooks,
 }
 
 /// A callee's instance kept by a tapped caller: its store and instance.
@@ -120,6 +124,7 @@ impl HostState {
                 refusals: settings.metrics.memory_limit_refusals.clone(),
             },
             tapped_callees: std::collections::HashMap::new(),
+            hooks: PropagatingHooks::default(),
         }
     }
 }
@@ -128,6 +133,16 @@ impl HostState {
     /// The store's resource table.
     pub fn table(&mut self) -> &mut ResourceTable {
         &mut self.table
+    }
+
+    /// The trace of the request or call the instance serves now.
+    pub fn trace(&self) -> &TraceContext {
+        &self.hooks.trace
+    }
+
+    /// Sets the trace of the request or call the instance serves now.
+    pub fn set_trace(&mut self, trace: TraceContext) {
+        self.hooks.trace = trace;
     }
 }
 
@@ -145,7 +160,7 @@ impl WasiHttpView for HostState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: &mut self.hooks,
         }
     }
 }

@@ -27,5 +27,6 @@ mod python;
 mod remote;
 mod replicas;
 mod shutdown;
+mod traces;
 mod traps;
 mod workers;

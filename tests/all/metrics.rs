@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 /// The split hello app with an admin listener per job: (web, backend,
 /// web admin, backend admin).
-fn split_hello(dir: &Path, env: &[(&str, &str)]) -> (Host, Host, String, String) {
+pub(crate) fn split_hello(dir: &Path, env: &[(&str, &str)]) -> (Host, Host, String, String) {
     let (bindings, _, _) = hello_bindings(dir);
     let (web_admin, backend_admin) = (free_port(), free_port());
     let mut text = std::fs::read_to_string(&bindings).unwrap();

@@ -5,6 +5,7 @@
 
 use super::{Capability, JobCapability, JobSetup, MemberInterface};
 use crate::host_state::HostState;
+use crate::observe::traces::TraceContext;
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::Result;
 use bytes::Bytes;
@@ -35,10 +36,12 @@ enum Level {
     Critical,
 }
 
-fn log(level: Level, label: &str, job: &str, context: &str, message: &str) {
+fn log(level: Level, label: &str, job: &str, trace: &TraceContext, context: &str, message: &str) {
+    let trace_id = trace.trace_id();
+    let trace_id = trace_id.as_deref();
     macro_rules! emit {
         ($macro:ident) => {
-            tracing::$macro!(target: "guest", component = %label, job = %job, context = %context, "{message}")
+            tracing::$macro!(target: "guest", component = %label, job = %job, trace_id, context = %context, "{message}")
         };
     }
     match level {
@@ -109,8 +112,15 @@ fn add_logging(
     instance
         .func_wrap(
             "log",
-            move |_, (level, context, message): (Level, String, String)| {
-                log(level, &label, &job, &context, &message);
+            move |store, (level, context, message): (Level, String, String)| {
+                log(
+                    level,
+                    &label,
+                    &job,
+                    store.data().trace(),
+                    &context,
+                    &message,
+                );
                 Ok(())
             },
         )
@@ -143,9 +153,11 @@ fn add_stdio(
     let (label, job): (Arc<str>, Arc<str>) = (label.into(), job.into());
     instance
         .func_wrap(function, move |mut store, (): ()| {
+            let trace_id = store.data().trace().trace_id();
             let output: DynOutputStream = Box::new(LineLog {
                 label: label.clone(),
                 job: job.clone(),
+                trace_id,
                 stream,
                 pending: Vec::new(),
             });
@@ -160,6 +172,8 @@ fn add_stdio(
 struct LineLog {
     label: Arc<str>,
     job: Arc<str>,
+    /// The trace of the work the instance did when it took the stream.
+    trace_id: Option<String>,
     stream: Stream,
     pending: Vec<u8>,
 }
@@ -170,10 +184,10 @@ impl LineLog {
         let text = text.trim_end_matches(['\r', '\n']);
         match self.stream {
             Stream::Stdout => {
-                tracing::info!(target: "guest", component = %self.label, job = %self.job, stream = "stdout", "{text}")
+                tracing::info!(target: "guest", component = %self.label, job = %self.job, trace_id = self.trace_id.as_deref(), stream = "stdout", "{text}")
             }
             Stream::Stderr => {
-                tracing::warn!(target: "guest", component = %self.label, job = %self.job, stream = "stderr", "{text}")
+                tracing::warn!(target: "guest", component = %self.label, job = %self.job, trace_id = self.trace_id.as_deref(), stream = "stderr", "{text}")
             }
         }
     }

@@ -14,6 +14,7 @@ use crate::capabilities::{JobCapabilities, JobSetup};
 use crate::engine::{EngineUse, new_engine};
 use crate::link::{Route, router};
 use crate::observe::metrics::{JobIdentity, Metrics};
+use crate::observe::traces::Tracing;
 use crate::placement::{LOCAL_JOB, Placement};
 use crate::remote::auth::{Authentication, ClusterKey, KeyError};
 use crate::remote::client::{RemoteClient, RemoteTarget};
@@ -199,12 +200,13 @@ impl JobBuilder {
             data_dir: &self.data_dir,
         })
         .await?;
-        let metrics = Metrics::new(&JobIdentity {
+        let identity = JobIdentity {
             app: app.name(),
             job: &placement.job,
             revision: &app.revision,
             replica: self.replica,
-        });
+        };
+        let metrics = Metrics::new(&identity).with_tracing(Tracing::from_environment(&identity)?);
         let metrics_on = match self.metrics {
             Some(on) => on,
             None => crate::observe::metrics::enabled_from_environment()?,

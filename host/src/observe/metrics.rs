@@ -20,6 +20,7 @@
 //! (per remote function, per component), so recording on a hot path is a few
 //! atomic additions, no label lookup.
 
+use crate::observe::traces::Tracing;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -85,6 +86,9 @@ pub struct Metrics {
     /// Off: handles count into nothing exported, `/metrics` shows only
     /// `amimono_job_info`.
     enabled: bool,
+    /// The job's spans ([`crate::observe::traces`]): made where the
+    /// measurements are taken, so they travel with the metric handles.
+    pub tracing: Tracing,
     method_count: IntCounterVec,
     method_errors: IntCounterVec,
     method_latency: HistogramVec,
@@ -294,7 +298,14 @@ impl Metrics {
             local_sample_ratio,
             registry,
             enabled: true,
+            tracing: Tracing::off(),
         }
+    }
+
+    /// The same registry, spans going to `tracing`.
+    pub fn with_tracing(mut self, tracing: Tracing) -> Metrics {
+        self.tracing = tracing;
+        self
     }
 
     /// The same registry with recording off ([`METRICS_ENV`]).
@@ -327,10 +338,14 @@ impl Metrics {
     /// The handles of component `label`.
     pub fn component(&self, label: &str) -> ComponentMetrics {
         if !self.enabled {
-            return ComponentMetrics::detached();
+            return ComponentMetrics {
+                tracing: self.tracing.clone(),
+                ..ComponentMetrics::detached()
+            };
         }
         let labels = [label];
         ComponentMetrics {
+            tracing: self.tracing.clone(),
             label: label.into(),
             http_requests: Some(self.http_requests.clone()),
             http_latency: self.http_latency.with_label_values(&labels),
@@ -449,6 +464,8 @@ pub struct ComponentMetrics {
     pub memory_limit_refusals: IntCounter,
     /// Remote calls sent again.
     pub remote_retries: IntCounter,
+    /// The job's spans.
+    pub tracing: Tracing,
 }
 
 impl std::fmt::Debug for ComponentMetrics {
@@ -474,6 +491,7 @@ impl ComponentMetrics {
             cpu_limit_kills: detached_counter(),
             memory_limit_refusals: detached_counter(),
             remote_retries: detached_counter(),
+            tracing: Tracing::off(),
         }
     }
 

@@ -22,9 +22,12 @@
 
 use super::metrics::{CallRecord, MethodMetrics, Metrics, Placement};
 use crate::host_state::{HostState, StoreSettings, TappedCallee, new_store};
+use crate::observe::traces::{COMPONENT_ATTRIBUTE, TraceContext};
 use crate::remote::codec;
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result, bail};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -134,6 +137,7 @@ impl Taps {
                 exporter: tap.exporter.to_string(),
                 export: tap.export.to_string(),
                 function: name.clone(),
+                caller: tap.caller.to_string(),
                 edge: self.metrics.method(
                     tap.caller,
                     tap.exporter,
@@ -150,8 +154,9 @@ impl Taps {
                         // The callee's instance lives in the caller's store
                         // data between calls; taken out while it runs.
                         let kept = caller.data_mut().tapped_callees.remove(&call.exporter);
+                        let trace = caller.data().trace().clone();
                         let (outcome, callee) = call
-                            .run(kept, params, &params_types, results, &results_types)
+                            .run(kept, &trace, params, &params_types, results, &results_types)
                             .await;
                         if let Some(callee) = callee {
                             caller
@@ -185,6 +190,8 @@ struct TappedCall {
     exporter: String,
     export: String,
     function: String,
+    /// The importing member.
+    caller: String,
     edge: MethodMetrics,
 }
 
@@ -196,24 +203,45 @@ impl TappedCall {
     async fn run(
         &self,
         kept: Option<TappedCallee>,
+        trace: &TraceContext,
         params: &[Val],
         params_types: &[Type],
         results: &mut [Val],
         results_types: &[Type],
     ) -> (anyhow::Result<()>, Option<TappedCallee>) {
         let started = Instant::now();
+        let mut span = self
+            .taps
+            .metrics
+            .tracing
+            .start(trace, SpanKind::Internal, || {
+                (
+                    format!("{}.{}", self.exporter, self.function).into(),
+                    vec![
+                        KeyValue::new(COMPONENT_ATTRIBUTE, self.exporter.clone()),
+                        KeyValue::new("amimono.caller", self.caller.clone()),
+                        KeyValue::new("amimono.placement", "local"),
+                        KeyValue::new("rpc.service", self.export.clone()),
+                        KeyValue::new("rpc.method", self.function.clone()),
+                    ],
+                )
+            });
         let callee = match kept {
             Some(callee) => Ok(callee),
             None => self.instantiate().await,
         };
         let (outcome, callee) = match callee {
             Ok((mut store, instance)) => {
+                store.data_mut().set_trace(span.context().clone());
                 let outcome = self.call(&mut store, &instance, params, results).await;
                 let keep = outcome.is_ok().then_some((store, instance));
                 (outcome, keep)
             }
             Err(e) => (Err(e), None),
         };
+        if outcome.is_err() {
+            span.fail("the call failed");
+        }
         let size = |values: &[Val], types: &[Type]| {
             let mut bytes = Vec::new();
             codec::encode_values(values, types, &mut bytes).map_or(0, |()| bytes.len())

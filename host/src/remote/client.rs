@@ -22,6 +22,7 @@ use super::protocol::{
     MAX_BODY_BYTES, status,
 };
 use super::resilience::{RetryBudget, backoff};
+use crate::observe::traces::TraceContext;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
@@ -252,12 +253,20 @@ impl RemoteClient {
         params: &[Val],
         results: &mut [Val],
     ) -> Result<(), RemoteCallError> {
-        self.call_measured(target, function, params, results, &mut CallStats::default())
-            .await
+        self.call_measured(
+            target,
+            function,
+            params,
+            results,
+            &mut CallStats::default(),
+            &TraceContext::none(),
+        )
+        .await
     }
 
     /// [`call`](Self::call), telling `stats` the sizes sent and received and
-    /// how many attempts it took.
+    /// how many attempts it took, the request carrying `trace` (W3C
+    /// `traceparent`).
     pub async fn call_measured(
         &self,
         target: &RemoteTarget,
@@ -265,6 +274,7 @@ impl RemoteClient {
         params: &[Val],
         results: &mut [Val],
         stats: &mut CallStats,
+        trace: &TraceContext,
     ) -> Result<(), RemoteCallError> {
         let call = format!("{}.{}", target.label, function.name);
         let mut body = Vec::with_capacity(64);
@@ -340,6 +350,9 @@ impl RemoteClient {
                     caller: &self.caller,
                 };
                 request = request.header(auth::HEADER_AUTH, auth::sign(key, &fields, &body));
+            }
+            if let Some(headers) = request.headers_mut() {
+                trace.insert_into(headers);
             }
             let request = request
                 .body(Full::new(body.clone()))

@@ -6,8 +6,11 @@ use super::client::{CallStats, RemoteClient, RemoteFunction, RemoteTarget};
 use crate::app::FunctionRef;
 use crate::host_state::HostState;
 use crate::observe::metrics::{CallRecord, Metrics, Placement};
+use crate::observe::traces::COMPONENT_ATTRIBUTE;
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result, bail};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::Engine;
@@ -81,19 +84,44 @@ pub fn define(
         let client = client.clone();
         let name = function.name.clone();
         let retries = retries.clone();
+        let tracing = metrics.tracing.clone();
+        let caller: Arc<str> = remote.caller.into();
+        let service: Arc<str> = remote.export.into();
         instance_linker
-            .func_new_async(&name, move |_store, _ty, params, results| {
+            .func_new_async(&name, move |store, _ty, params, results| {
                 let function = function.clone();
                 let target = target.clone();
                 let client = client.clone();
                 let edge = edge.clone();
                 let retries = retries.clone();
+                let mut span = tracing.start(store.data().trace(), SpanKind::Client, || {
+                    (
+                        format!("{}.{}", target.label, function.name).into(),
+                        vec![
+                            KeyValue::new(COMPONENT_ATTRIBUTE, caller.to_string()),
+                            KeyValue::new("rpc.system", "amimono"),
+                            KeyValue::new("rpc.service", service.to_string()),
+                            KeyValue::new("rpc.method", function.name.clone()),
+                            KeyValue::new("amimono.callee", target.label.clone()),
+                        ],
+                    )
+                });
                 Box::new(async move {
                     let started = Instant::now();
                     let mut stats = CallStats::default();
                     let outcome = client
-                        .call_measured(&target, &function, params, results, &mut stats)
+                        .call_measured(
+                            &target,
+                            &function,
+                            params,
+                            results,
+                            &mut stats,
+                            span.context(),
+                        )
                         .await;
+                    if let Err(e) = &outcome {
+                        span.fail(e.to_string());
+                    }
                     edge.record(&CallRecord {
                         elapsed: started.elapsed(),
                         request_bytes: stats.request_bytes,

@@ -29,12 +29,15 @@ use super::slots::{InUse, InstanceSlots};
 use super::threads::ServingThreads;
 use crate::host_state::{HostState, StoreSettings, new_store};
 use crate::observe::tapped::{TappedGraph, Taps};
+use crate::observe::traces::{COMPONENT_ATTRIBUTE, TraceContext};
 use crate::warm::{Factory, Fresh, Warm};
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, SizeHint};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -329,17 +332,35 @@ where
     B::Error: Into<body::BoxError>,
 {
     let started = Instant::now();
-    let response = run_request(component, request).await;
-    component
-        .settings
-        .metrics
-        .http_answered(response.status().as_u16(), started.elapsed());
+    let metrics = &component.settings.metrics;
+    let mut span = metrics.tracing.start(
+        &TraceContext::from_headers(request.headers()),
+        SpanKind::Server,
+        || {
+            (
+                format!("{} {}", request.method(), component.label).into(),
+                vec![
+                    KeyValue::new(COMPONENT_ATTRIBUTE, component.label.clone()),
+                    KeyValue::new("http.request.method", request.method().to_string()),
+                    KeyValue::new("url.path", request.uri().path().to_string()),
+                ],
+            )
+        },
+    );
+    let response = run_request(component, request, span.context()).await;
+    let status = response.status().as_u16();
+    span.attribute(|| KeyValue::new("http.response.status_code", i64::from(status)));
+    if status >= 500 {
+        span.fail(format!("answered {status}"));
+    }
+    metrics.http_answered(status, started.elapsed());
     response
 }
 
 async fn run_request<B>(
     component: &HttpComponent,
     request: hyper::Request<B>,
+    trace: &TraceContext,
 ) -> hyper::Response<ResponseBody>
 where
     B: Body,
@@ -392,6 +413,8 @@ where
             return host_answer(Refusal::Busy, id);
         }
     };
+    store.data_mut().set_trace(trace.clone());
+    let trace_id = trace.trace_id();
     let trailers = read.trailers;
     let guest_body = Full::new(read.bytes)
         .map_err(|never| match never {})
@@ -436,11 +459,11 @@ where
             Ok(Err(e)) => {
                 traps.inc();
                 task_outcome.set(TaskOutcome::FAILED);
-                tracing::error!(request_id = %id, component = %task_label, error = %format!("{e:#}"), "the component trapped while handling a request");
+                tracing::error!(request_id = %id, component = %task_label, trace_id = trace_id.as_deref(), error = %format!("{e:#}"), "the component trapped while handling a request");
             }
             Err(_) => {
                 task_outcome.set(TaskOutcome::TIMED_OUT);
-                tracing::warn!(request_id = %id, component = %task_label, ms = limits.request_timeout.as_millis() as u64, "request stopped at its request_timeout_ms");
+                tracing::warn!(request_id = %id, component = %task_label, trace_id = trace_id.as_deref(), ms = limits.request_timeout.as_millis() as u64, "request stopped at its request_timeout_ms");
             }
         }
         // Let the connection write the answer first: tearing the instance

@@ -24,6 +24,7 @@ use crate::host_state::{HostState, StoreSettings, new_store};
 use crate::limits::Limits;
 use crate::observe::metrics::Metrics;
 use crate::observe::tapped::{TappedGraph, Taps};
+use crate::observe::traces::{COMPONENT_ATTRIBUTE, TraceContext};
 use crate::remote::auth::{self, Authentication, CallFields, ReplayGuard};
 use crate::remote::codec;
 use crate::remote::protocol::{
@@ -35,6 +36,8 @@ use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::Full;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -364,6 +367,22 @@ where
     let deadline = started + allowed;
     let caller = fields.caller.to_string();
     let function_name = function.name.clone();
+    let mut span = component.settings.metrics.tracing.start(
+        &TraceContext::from_headers(request.headers()),
+        SpanKind::Server,
+        || {
+            (
+                format!("{label}.{function_name}").into(),
+                vec![
+                    KeyValue::new(COMPONENT_ATTRIBUTE, label.to_string()),
+                    KeyValue::new("rpc.system", "amimono"),
+                    KeyValue::new("rpc.service", function.export.clone()),
+                    KeyValue::new("rpc.method", function_name.clone()),
+                    KeyValue::new("amimono.caller", caller.clone()),
+                ],
+            )
+        },
+    );
     if server.drain.is_stopping() {
         return error(
             server,
@@ -436,12 +455,22 @@ where
         }
     };
     let in_use = InUse::new(&component.settings.metrics.instances_in_use);
-    let outcome = tokio::time::timeout_at(deadline, invoke(component, function, &params)).await;
+    let outcome = tokio::time::timeout_at(
+        deadline,
+        invoke(component, function, &params, span.context()),
+    )
+    .await;
     drop(permit);
     drop(in_use);
+    match &outcome {
+        Err(_) => span.fail("deadline exceeded"),
+        Ok(Err(_)) => span.fail("the component failed"),
+        Ok(Ok(_)) => {}
+    }
+    let trace_id = span.context().trace_id();
     match outcome {
         Err(_) => {
-            tracing::warn!(request_id = %id, component = %label, function = %function_name, %caller, ms = allowed.as_millis() as u64, "remote call stopped at its deadline");
+            tracing::warn!(request_id = %id, component = %label, function = %function_name, %caller, trace_id = trace_id.as_deref(), ms = allowed.as_millis() as u64, "remote call stopped at its deadline");
             error(
                 server,
                 status::DEADLINE_EXCEEDED,
@@ -453,7 +482,7 @@ where
         }
         Ok(Err(e)) => {
             component.settings.metrics.traps.inc();
-            tracing::error!(request_id = %id, component = %label, function = %function_name, %caller, error = %format!("{e:#}"), "remote call failed");
+            tracing::error!(request_id = %id, component = %label, function = %function_name, %caller, trace_id = trace_id.as_deref(), error = %format!("{e:#}"), "remote call failed");
             error(
                 server,
                 status::CALLEE_FAILED,
@@ -488,15 +517,17 @@ async fn invoke(
     component: &RpcComponent,
     function: &RpcFunction,
     params: &[Val],
+    trace: &TraceContext,
 ) -> Result<Vec<Val>> {
     if let Some((_, graph)) = component.tapped.as_ref().filter(|(t, _)| t.sample()) {
-        return invoke_tapped(graph, function, params).await;
+        return invoke_tapped(graph, function, params, trace).await;
     }
     let (mut store, instance) = component
         .instances
         .take()
         .await
         .with_context(|| format!("instantiating the graph of `{}`", component.label))?;
+    store.data_mut().set_trace(trace.clone());
     let _replenish = Replenish(component.instances.clone());
     let func = instance
         .get_func(&mut store, function.index)
@@ -515,8 +546,10 @@ async fn invoke_tapped(
     graph: &TappedGraph,
     function: &RpcFunction,
     params: &[Val],
+    trace: &TraceContext,
 ) -> Result<Vec<Val>> {
     let mut store = new_store(graph.pre.engine(), &graph.settings);
+    store.data_mut().set_trace(trace.clone());
     let instance = graph.pre.instantiate_async(&mut store).await.anyhow()?;
     let func =
         crate::observe::tapped::lookup(&mut store, &instance, &function.export, &function.name)?;

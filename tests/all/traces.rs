@@ -1,0 +1,235 @@
+//! Traces exported over OTLP/HTTP to a real receiver: the test's own
+//! server, which decodes each `POST /v1/traces` body with the OpenTelemetry
+//! project's protobuf definitions (`opentelemetry-proto`; no Jaeger or
+//! Collector package can be installed here). One request to the split hello
+//! app must yield one trace whose spans cover frontend, greeter and
+//! phrasebook across the two processes, each span's parent the span that
+//! caused it.
+
+use crate::metrics::split_hello;
+use amimono_tests::get;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use prost::Message;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One span as received, with the service that sent it.
+#[derive(Debug, Clone)]
+struct Received {
+    service: String,
+    name: String,
+    kind: i32,
+    trace_id: Vec<u8>,
+    span_id: Vec<u8>,
+    parent_span_id: Vec<u8>,
+    component: Option<String>,
+}
+
+/// An OTLP/HTTP receiver on a loopback port of its own.
+struct Receiver {
+    endpoint: String,
+    spans: Arc<Mutex<Vec<Received>>>,
+}
+
+fn text(attributes: &[KeyValue], key: &str) -> Option<String> {
+    attributes.iter().find(|a| a.key == key).and_then(|a| {
+        match a.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) => Some(s.clone()),
+            _ => None,
+        }
+    })
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let store = spans.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let store = store.clone();
+                std::thread::spawn(move || serve_connection(stream, &store));
+            }
+        });
+        Receiver { endpoint, spans }
+    }
+
+    /// Waits (60 s at most) until `done` holds for the spans received.
+    fn wait_for(&self, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let spans = self.spans.lock().unwrap().clone();
+            if done(&spans) {
+                return spans;
+            }
+            assert!(
+                Instant::now() < until,
+                "no {what} within 60 s; received: {spans:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Serves OTLP/HTTP requests on one connection until it closes.
+fn serve_connection(stream: TcpStream, spans: &Mutex<Vec<Received>>) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        assert!(
+            request_line.starts_with("POST /v1/traces "),
+            "unexpected OTLP request: {request_line}"
+        );
+        let export = ExportTraceServiceRequest::decode(body.as_slice())
+            .expect("the body is an OTLP ExportTraceServiceRequest");
+        for resource_spans in export.resource_spans {
+            let resource = resource_spans.resource.unwrap_or_default();
+            let service = text(&resource.attributes, "service.name").unwrap_or_default();
+            for scope in resource_spans.scope_spans {
+                for span in scope.spans {
+                    spans.lock().unwrap().push(Received {
+                        service: service.clone(),
+                        component: text(&span.attributes, "amimono.component"),
+                        name: span.name,
+                        kind: span.kind,
+                        trace_id: span.trace_id,
+                        span_id: span.span_id,
+                        parent_span_id: span.parent_span_id,
+                    });
+                }
+            }
+        }
+        let reply = ExportTraceServiceResponse::default().encode_to_vec();
+        write!(
+            writer,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\n\r\n",
+            reply.len()
+        )
+        .unwrap();
+        writer.write_all(&reply).unwrap();
+    }
+}
+
+/// OTLP span kinds.
+const SERVER: i32 = 2;
+const CLIENT: i32 = 3;
+const INTERNAL: i32 = 1;
+
+#[test]
+fn one_request_to_the_split_hello_app_is_one_trace_across_both_jobs() {
+    let receiver = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (web, _backend, _, _) = split_hello(
+        dir.path(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("AMIMONO_LOCAL_SAMPLE_RATIO", "1"),
+        ],
+    );
+    let reply = get(&format!("{}/hello/ada", web.url("frontend")));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let find = |spans: &[Received], service: &str, kind: i32, component: &str| {
+        spans
+            .iter()
+            .find(|s| {
+                s.service == service && s.kind == kind && s.component.as_deref() == Some(component)
+            })
+            .cloned()
+    };
+    let spans = receiver.wait_for("span of the phrasebook call", |spans| {
+        find(spans, "hello/backend", INTERNAL, "phrasebook").is_some()
+            && find(spans, "hello/web", SERVER, "frontend").is_some()
+            && find(spans, "hello/web", CLIENT, "frontend").is_some()
+            && find(spans, "hello/backend", SERVER, "greeter").is_some()
+    });
+    let ingress = find(&spans, "hello/web", SERVER, "frontend").unwrap();
+    let call = find(&spans, "hello/web", CLIENT, "frontend").unwrap();
+    let served = find(&spans, "hello/backend", SERVER, "greeter").unwrap();
+    let local = find(&spans, "hello/backend", INTERNAL, "phrasebook").unwrap();
+    assert!(ingress.parent_span_id.is_empty(), "{ingress:?}");
+    assert_eq!(ingress.name, "GET frontend");
+    assert_eq!(call.name, "greeter.greet-in", "{call:?}");
+    assert_eq!(local.name, "phrasebook.phrase", "{local:?}");
+    for span in [&call, &served, &local] {
+        assert_eq!(span.trace_id, ingress.trace_id, "one trace: {spans:#?}");
+    }
+    assert_eq!(call.parent_span_id, ingress.span_id, "{spans:#?}");
+    assert_eq!(served.parent_span_id, call.span_id, "{spans:#?}");
+    assert_eq!(local.parent_span_id, served.span_id, "{spans:#?}");
+    assert_eq!(
+        spans
+            .iter()
+            .filter(|s| s.trace_id == ingress.trace_id)
+            .count(),
+        4,
+        "exactly the four spans of the request: {spans:#?}"
+    );
+}
+
+#[test]
+fn an_incoming_traceparent_is_continued() {
+    let receiver = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (web, _backend, _, _) = split_hello(
+        dir.path(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let reply = ureq::get(&format!("{}/hello/bob", web.url("frontend")))
+        .header("traceparent", &format!("00-{trace}-00f067aa0ba902b7-01"))
+        .call()
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let spans = receiver.wait_for("the greeter's server span", |spans| {
+        spans
+            .iter()
+            .any(|s| s.kind == SERVER && s.component.as_deref() == Some("greeter"))
+    });
+    let ingress = spans
+        .iter()
+        .find(|s| s.kind == SERVER && s.component.as_deref() == Some("frontend"))
+        .unwrap();
+    assert_eq!(hex(&ingress.trace_id), trace);
+    assert_eq!(hex(&ingress.parent_span_id), "00f067aa0ba902b7");
+    for span in &spans {
+        assert_eq!(hex(&span.trace_id), trace, "{spans:#?}");
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
