@@ -128,6 +128,26 @@ pub enum Command {
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
     },
+    /// Serve a web dashboard of a running app: jobs, the live call graph, placement advice, traces (it receives OTLP) and logs.
+    Dashboard {
+        /// The app (directory or manifest) or a bundle, or the bindings file of the running app (its jobs' admin listeners).
+        target: PathBuf,
+        /// The app, when TARGET is a bindings file not written by `amimono up` beside the app.
+        #[arg(long)]
+        app: Option<PathBuf>,
+        /// The bindings file, when TARGET is the app [default: $AMIMONO_BINDINGS, else the one `amimono up` wrote].
+        #[arg(long)]
+        bindings: Option<PathBuf>,
+        /// The named layout (`[layouts.<name>]`) the app runs [default: `[jobs]`].
+        #[arg(long, env = "AMIMONO_LAYOUT")]
+        layout: Option<String>,
+        /// Where the dashboard listens.
+        #[arg(long, default_value = "127.0.0.1:18200")]
+        listen: std::net::SocketAddr,
+        /// Listen off loopback too (the dashboard has no login and shows log lines).
+        #[arg(long)]
+        public: bool,
+    },
     /// Build if needed and run every job as its own process on localhost until Ctrl-C.
     Up {
         /// The app: a directory holding `amimono.toml`, or the manifest.
@@ -141,6 +161,9 @@ pub enum Command {
         /// The named layout (`[layouts.<name>]`) whose jobs to use [default: `[jobs]`].
         #[arg(long, env = "AMIMONO_LAYOUT")]
         layout: Option<String>,
+        /// Also serve the dashboard here (e.g. 127.0.0.1:18200); the jobs send it their traces and log lines.
+        #[arg(long)]
+        dashboard: Option<std::net::SocketAddr>,
     },
 }
 
@@ -220,6 +243,50 @@ fn print_written(files: &[PathBuf]) -> Result<i32> {
 }
 
 /// Opens `path` with the named `layout`'s jobs in force, if given.
+/// The app and the bindings file `amimono dashboard TARGET` shows: TARGET
+/// is the app (its bindings file given, in the environment, or the one
+/// `amimono up` wrote beside it) or a bindings file (its app given, or the
+/// one `amimono up` wrote it for).
+fn dashboard_paths(
+    target: &Path,
+    app: Option<PathBuf>,
+    bindings: Option<PathBuf>,
+) -> Result<(PathBuf, PathBuf)> {
+    let is_bindings_file = target.is_file()
+        && !is_bundle(target)
+        && target.file_name().is_some_and(|n| n != "amimono.toml")
+        && std::fs::read_to_string(target)
+            .is_ok_and(|text| !text.lines().any(|l| l.trim() == "[app]"));
+    if is_bindings_file {
+        let app = match app {
+            Some(app) => app,
+            None => target
+                .parent()
+                .filter(|dir| dir.file_name().is_some_and(|n| n == ".amimono"))
+                .and_then(Path::parent)
+                .map(Path::to_path_buf)
+                .with_context(|| {
+                    format!(
+                        "{} is a bindings file: name its app with --app",
+                        target.display()
+                    )
+                })?,
+        };
+        return Ok((app, target.to_path_buf()));
+    }
+    let bindings = bindings
+        .or_else(|| std::env::var_os("AMIMONO_BINDINGS").map(PathBuf::from))
+        .unwrap_or_else(|| ports_file(target).with_file_name("bindings.toml"));
+    if !bindings.is_file() {
+        anyhow::bail!(
+            "no bindings file at {}: start the app with `amimono up {}` (or name its bindings file with --bindings)",
+            bindings.display(),
+            target.display()
+        );
+    }
+    Ok((target.to_path_buf(), bindings))
+}
+
 fn open(path: &Path, layout: Option<&str>) -> Result<Application> {
     let application = Application::open(path)?;
     match layout {
@@ -457,11 +524,41 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 }
             }
         }
+        Command::Dashboard {
+            target,
+            app,
+            bindings,
+            layout,
+            listen,
+            public,
+        } => {
+            let (app_path, bindings_path) = dashboard_paths(&target, app, bindings)?;
+            let application = open(&app_path, layout.as_deref())?;
+            let app = application.app().clone();
+            let bindings = Bindings::load(&bindings_path, &app)?;
+            let dashboard = crate::dashboard::Dashboard::new(app, &bindings)?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("the dashboard cannot listen on {listen}"))?;
+            let address = listener.local_addr().context("the dashboard's address")?;
+            writeln!(std::io::stdout().lock(), "dashboard: http://{address}/")
+                .context("writing to stdout")?;
+            progress(format!(
+                "reading the metrics of {} admin listener(s) from {}; jobs send traces here with OTEL_EXPORTER_OTLP_ENDPOINT=http://{address}",
+                dashboard.targets().len(),
+                bindings_path.display()
+            ));
+            tokio::select! {
+                served = dashboard.serve(listener, public) => served.map(|()| 0),
+                () = crate::run::shutdown_signal() => Ok(0),
+            }
+        }
         Command::Up {
             app,
             base_port,
             out,
             layout,
+            dashboard,
         } => {
             let manifest = Manifest::load(&app)?;
             let bundle = out.unwrap_or_else(|| default_bundle_path(&manifest.app));
@@ -470,6 +567,7 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 bundle,
                 base_port,
                 layout,
+                dashboard,
             };
             up(&options, &mut progress).await
         }

@@ -78,6 +78,7 @@ mod bundle;
 mod capabilities;
 mod cli;
 mod config_json;
+mod dashboard;
 mod deploy;
 mod engine;
 mod host_state;

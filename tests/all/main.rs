@@ -12,6 +12,7 @@ mod capabilities;
 mod cargo_component;
 mod config;
 mod containers;
+mod dashboard;
 mod deploy;
 mod faults;
 mod hardening;

@@ -155,6 +155,36 @@ fn ensure_python_test_tools() -> Result<(), String> {
         .args(missing.iter().map(String::as_str)))
 }
 
+/// The pinned playwright-core version the dashboard test uses.
+const PLAYWRIGHT_CORE_VERSION: &str = "1.65.2";
+
+/// Installs playwright-core from npm (the library only, no bundled browsers;
+/// it drives Debian's Chromium for the dashboard test) under
+/// `target/tools/node`, unless that version is already there.
+fn ensure_playwright() -> Result<(), String> {
+    let prefix = root().join("target/tools/node");
+    let manifest = prefix.join("node_modules/playwright-core/package.json");
+    let installed = std::fs::read_to_string(&manifest)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .is_some_and(|json| json["version"] == PLAYWRIGHT_CORE_VERSION);
+    if installed {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: installing playwright-core {PLAYWRIGHT_CORE_VERSION} under target/tools/node"
+    );
+    run(Cmd::new("npm")
+        .arg("install")
+        .arg("--prefix")
+        .arg(&prefix)
+        .args([
+            "--no-audit",
+            "--no-fund",
+            &format!("playwright-core@{PLAYWRIGHT_CORE_VERSION}"),
+        ]))
+}
+
 fn build() -> Result<(), String> {
     ensure_rust_target(guests::TARGET)?;
     ensure_componentize_py()?;
@@ -223,12 +253,15 @@ fn test() -> Result<(), String> {
         ("podman", "podman"),
         // The metrics test scrapes a split app with a real Prometheus.
         ("prometheus", "prometheus"),
+        // The dashboard test loads the page in headless Chromium, driven by Playwright.
+        ("chromium", "chromium"),
     ] {
         ensure_debian_package(program, package)?;
     }
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     build()?;
     ensure_python_test_tools()?;
+    ensure_playwright()?;
     eprintln!("xtask: clippy (host target)");
     run(cargo().args([
         "clippy",

@@ -27,6 +27,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
+/// The share of requests whose colocated calls are measured when `up`
+/// serves the dashboard (unless `AMIMONO_LOCAL_SAMPLE_RATIO` says).
+const DASHBOARD_SAMPLE_RATIO: f64 = 0.1;
+
 /// Log lines kept per job, to show when it dies.
 const KEPT_LINES: usize = 20;
 /// How long a child gets beyond its own shutdown grace period to stop after
@@ -44,6 +48,8 @@ pub struct UpOptions {
     pub base_port: Option<u16>,
     /// The named layout whose jobs to run (`None`: `[jobs]`).
     pub layout: Option<String>,
+    /// Where to serve the dashboard, if anywhere (loopback only).
+    pub dashboard: Option<std::net::SocketAddr>,
 }
 
 enum Event {
@@ -76,6 +82,14 @@ async fn all_ready(urls: &BTreeMap<String, String>) -> bool {
 /// Runs every job of the app as its own process until stopped; returns the
 /// exit status for `up` itself.
 pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result<i32> {
+    if let Some(address) = options.dashboard
+        && !address.ip().is_loopback()
+    {
+        anyhow::bail!(
+            "--dashboard {address}: `up` serves the dashboard on loopback only (it has no login and \
+             shows log lines); use 127.0.0.1:<port>, or run `amimono dashboard --public` yourself"
+        );
+    }
     let manifest = Manifest::load(&options.app)?;
     build_components(&manifest, progress)?;
     let app = App::load(&options.app)?;
@@ -134,8 +148,45 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
             processes.insert(process.name(), process);
         }
     }
+    // The dashboard listens before any job starts: jobs send it their spans
+    // from their first request on.
+    let dashboard = match options.dashboard {
+        Some(address) => Some(start_dashboard(address, &app, &bindings_path).await?),
+        None => None,
+    };
+    let mut env: Vec<(&str, String)> = Vec::new();
+    if let Some(key) = cluster_key_for_children()? {
+        env.push((crate::remote::auth::KEY_ENV, key));
+    }
+    // With the dashboard, jobs log JSON (their lines carry component and
+    // trace id; `up` shows them in the chosen format) and export spans to it
+    // unless an OTLP endpoint is set already.
+    let children_format = match &dashboard {
+        Some(_) => crate::observe::logs::LogFormat::Json,
+        None => crate::observe::logs::format(),
+    };
+    env.push(("AMIMONO_LOG_FORMAT", children_format.name().to_string()));
+    if let Some((_, url)) = &dashboard {
+        let unset = |name: &str| std::env::var_os(name).is_none_or(|v| v.is_empty());
+        // Local edges are drawn from sampled calls: sample enough of a
+        // developer's few requests to see them.
+        if unset(crate::observe::tapped::SAMPLE_RATIO_ENV) {
+            env.push((
+                crate::observe::tapped::SAMPLE_RATIO_ENV,
+                DASHBOARD_SAMPLE_RATIO.to_string(),
+            ));
+        }
+        if unset("OTEL_EXPORTER_OTLP_ENDPOINT") && unset("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            env.push((
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                url.trim_end_matches('/').to_string(),
+            ));
+            if unset("OTEL_BSP_SCHEDULE_DELAY") {
+                env.push(("OTEL_BSP_SCHEDULE_DELAY", "1000".to_string()));
+            }
+        }
+    }
     let exe = std::env::current_exe().context("finding the amimono executable")?;
-    let key = cluster_key_for_children()?;
     let (events, mut received) = mpsc::unbounded_channel();
     let mut children: BTreeMap<String, Child> = BTreeMap::new();
     for (name, process) in &processes {
@@ -145,7 +196,7 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
             &bindings_path,
             process,
             options.layout.as_deref(),
-            key.as_deref(),
+            &env,
             &events,
         )?;
         children.insert(name.clone(), child);
@@ -167,11 +218,18 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
         };
         match event {
             Some(Event::Stderr(job, line)) => {
+                if let Some((dashboard, _)) = &dashboard {
+                    dashboard.log_line(&job, &line);
+                }
                 // JSON lines name their job and replica themselves.
-                if crate::observe::logs::format() == crate::observe::logs::LogFormat::Json
-                    && line.starts_with('{')
-                {
+                let json = line.starts_with('{');
+                if crate::observe::logs::format() == crate::observe::logs::LogFormat::Json && json {
                     eprintln!("{line}");
+                } else if let Some(text) = json
+                    .then(|| crate::observe::logs::json_line_as_text(&line))
+                    .flatten()
+                {
+                    eprintln!("[{job}] {text}");
                 } else {
                     eprintln!("[{job}] {line}");
                 }
@@ -206,6 +264,9 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
                         .partition(|(label, _)| label.starts_with("admin "));
                     for (label, url) in components.into_iter().chain(admin) {
                         writeln!(out, "{label}: {url}").context("writing to stdout")?;
+                    }
+                    if let Some((_, url)) = &dashboard {
+                        writeln!(out, "dashboard: {url}").context("writing to stdout")?;
                     }
                     out.flush().context("writing to stdout")?;
                     let jobs = app.manifest.jobs.len();
@@ -307,19 +368,44 @@ impl Process {
     }
 }
 
+/// Starts the dashboard of `up` on `address` (checked loopback), reading the
+/// admin listeners of `bindings`: it and its URL.
+async fn start_dashboard(
+    address: std::net::SocketAddr,
+    app: &App,
+    bindings: &Path,
+) -> Result<(std::sync::Arc<crate::dashboard::Dashboard>, String)> {
+    let bindings = crate::bindings_file::Bindings::load(bindings, app)?;
+    let dashboard = crate::dashboard::Dashboard::new(app.clone(), &bindings)?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("the dashboard cannot listen on {address}"))?;
+    let url = format!(
+        "http://{}/",
+        listener.local_addr().context("the dashboard's address")?
+    );
+    let serving = dashboard.clone();
+    tokio::spawn(async move {
+        if let Err(e) = serving.serve(listener, false).await {
+            tracing::error!(error = %format!("{e:#}"), "the dashboard stopped");
+        }
+    });
+    Ok((dashboard, url))
+}
+
 fn spawn_job(
     exe: &Path,
     bundle: &Path,
     bindings: &Path,
     process: &Process,
     layout: Option<&str>,
-    key: Option<&str>,
+    env: &[(&str, String)],
     events: &mpsc::UnboundedSender<Event>,
 ) -> Result<Child> {
     let (job, name) = (process.job.as_str(), process.name());
     let mut command = Command::new(exe);
-    if let Some(key) = key {
-        command.env(crate::remote::auth::KEY_ENV, key);
+    for (name, value) in env {
+        command.env(name, value);
     }
     match layout {
         Some(layout) => command.env("AMIMONO_LAYOUT", layout),
@@ -332,7 +418,6 @@ fn spawn_job(
         .env("AMIMONO_JOB", job)
         .env(crate::run::REPLICA_ENV, process.replica.to_string())
         .env("AMIMONO_BINDINGS", bindings)
-        .env("AMIMONO_LOG_FORMAT", crate::observe::logs::format().name())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

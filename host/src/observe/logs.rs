@@ -71,6 +71,33 @@ pub fn set_process(fields: ProcessFields) {
     let _ = PROCESS.set(fields);
 }
 
+/// One JSON log line as a text line (`time LEVEL target: message k=v…`,
+/// without the process's own fields), for `amimono up` relaying JSON lines
+/// to a text terminal; `None` if it is not a JSON object.
+pub fn json_line_as_text(line: &str) -> Option<String> {
+    let Ok(Value::Object(object)) = serde_json::from_str::<Value>(line) else {
+        return None;
+    };
+    let text = |key: &str| object.get(key).and_then(Value::as_str).unwrap_or("");
+    let mut out = format!(
+        "{} {:>5} {}: {}",
+        text("time"),
+        text("level").to_ascii_uppercase(),
+        text("target"),
+        text("message")
+    );
+    const SHOWN: [&str; 8] = [
+        "time", "level", "target", "message", "app", "job", "revision", "replica",
+    ];
+    for (key, value) in object.iter().filter(|(k, _)| !SHOWN.contains(&k.as_str())) {
+        match value {
+            Value::String(s) => out.push_str(&format!(" {key}={s}")),
+            other => out.push_str(&format!(" {key}={other}")),
+        }
+    }
+    Some(out)
+}
+
 /// Formats each event as one JSON object.
 pub struct JsonLines;
 
