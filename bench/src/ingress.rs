@@ -40,6 +40,9 @@ enum Server {
     AmimonoMetricsOff,
     /// `amimono run` with metrics and 1 % of requests on tapped graphs.
     AmimonoSampled,
+    /// As [`Server::AmimonoSampled`], every request's span exported over
+    /// OTLP/HTTP (to [`crate::otlp_sink`]).
+    AmimonoTraced,
     /// `amimono run` from [`crate::host_process::BASELINE_ENV`]'s binary.
     AmimonoBaseline,
     Wasmtime,
@@ -52,6 +55,7 @@ impl Server {
             Server::Amimono => "amimono run",
             Server::AmimonoMetricsOff => "amimono run, AMIMONO_METRICS=off",
             Server::AmimonoSampled => "amimono run, AMIMONO_LOCAL_SAMPLE_RATIO=0.01",
+            Server::AmimonoTraced => "amimono run, 1 % tapped, spans exported (OTLP/HTTP)",
             Server::AmimonoBaseline => "amimono run (baseline binary)",
             Server::Wasmtime => "wasmtime serve 48.0.8",
             Server::WasmtimePooling => "wasmtime serve 48.0.8 -O pooling-allocator",
@@ -63,6 +67,7 @@ impl Server {
             Server::Amimono => "amimono",
             Server::AmimonoMetricsOff => "amimono_metrics_off",
             Server::AmimonoSampled => "amimono_sampled",
+            Server::AmimonoTraced => "amimono_traced",
             Server::AmimonoBaseline => "amimono_baseline",
             Server::Wasmtime => "wasmtime_serve",
             Server::WasmtimePooling => "wasmtime_serve_pooling",
@@ -167,6 +172,10 @@ impl Pf4 {
         for (server, what) in [
             (Server::Amimono, "metrics on (the default)"),
             (Server::AmimonoSampled, "metrics on, 1 % of requests tapped"),
+            (
+                Server::AmimonoTraced,
+                "metrics on, 1 % tapped, every request's span exported",
+            ),
         ] {
             if let Some(ratios) = self.against_metrics_off(server) {
                 let levels: Vec<String> = self
@@ -212,6 +221,7 @@ impl Pf4 {
             "ratios_per_level": self.ratios(),
             "metrics_on_vs_off": self.against_metrics_off(Server::Amimono),
             "sampled_vs_metrics_off": self.against_metrics_off(Server::AmimonoSampled),
+            "traced_vs_metrics_off": self.against_metrics_off(Server::AmimonoTraced),
             "observed_goal": OBSERVED_GOAL,
             "connections": self.connections,
             "servers": servers,
@@ -246,6 +256,7 @@ pub fn run(root: &Path, quick: bool) -> Result<Pf4> {
         Server::Amimono,
         Server::AmimonoMetricsOff,
         Server::AmimonoSampled,
+        Server::AmimonoTraced,
     ];
     if baseline.is_some() {
         servers.push(Server::AmimonoBaseline);
@@ -347,11 +358,17 @@ fn start(
         Server::Amimono
         | Server::AmimonoMetricsOff
         | Server::AmimonoSampled
+        | Server::AmimonoTraced
         | Server::AmimonoBaseline => {
             let default = crate::host_process::amimono_binary(root);
             let binary = match server {
                 Server::AmimonoBaseline => baseline.context("no baseline binary")?,
                 _ => default.as_path(),
+            };
+            // Spans go to a sink for the traced row; nowhere otherwise.
+            let endpoint = match server {
+                Server::AmimonoTraced => crate::otlp_sink::start()?,
+                _ => String::new(),
             };
             let host = HostProcess::start_binary(
                 binary,
@@ -359,6 +376,7 @@ fn start(
                 server.label(),
                 app.as_os_str(),
                 &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_ref()),
                     ("AMIMONO_JOB", "web".as_ref()),
                     ("RUST_LOG", "warn,amimono::run=info".as_ref()),
                     (
@@ -372,7 +390,7 @@ fn start(
                     ),
                     (
                         "AMIMONO_LOCAL_SAMPLE_RATIO",
-                        if server == Server::AmimonoSampled {
+                        if matches!(server, Server::AmimonoSampled | Server::AmimonoTraced) {
                             "0.01"
                         } else {
                             "0"

@@ -43,6 +43,7 @@ mod ingress;
 mod instantiate;
 mod monolith_vs_split;
 mod open_loop;
+mod otlp_sink;
 mod raw_server;
 mod remote_call;
 mod soak;
