@@ -233,3 +233,49 @@ fn an_incoming_traceparent_is_continued() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A component's outgoing HTTP request carries the trace of the request it
+/// serves: with no exporter, the incoming `traceparent` itself.
+#[test]
+fn outgoing_http_from_a_component_carries_the_traceparent() {
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    let allowed = format!("http://{}", target.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(None::<String>));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        let (stream, _) = target.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some(value) = line
+                .split_once(':')
+                .filter(|(name, _)| name.eq_ignore_ascii_case("traceparent"))
+                .map(|(_, value)| value.trim().to_string())
+            {
+                *record.lock().unwrap() = Some(value);
+            }
+        }
+        writer
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+            .unwrap();
+    });
+    let app = amimono_tests::temp_app(&format!(
+        "[app]\nname = \"caps\"\n\n[keyvalue]\nbackend = \"memory\"\n\n[components.caps]\nbinding = \"http\"\n\
+         source = \"{{wasm:fixture_capabilities}}\"\nkeyvalue = [\"data\"]\nconfig = {{ x = \"1\" }}\n\
+         allowed_outbound_hosts = [\"{allowed}\"]\n\n[jobs.one]\ncomponents = [\"caps\"]\n"
+    ));
+    let host = amimono_tests::Host::start(app.path(), &[("AMIMONO_JOB", "one")], &["caps"]);
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let reply = ureq::get(&format!("{}/fetch?url={allowed}/x", host.url("caps")))
+        .header("traceparent", traceparent)
+        .call()
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    assert_eq!(seen.lock().unwrap().as_deref(), Some(traceparent));
+}
