@@ -85,25 +85,8 @@ fn serve_connection(stream: TcpStream, spans: &Mutex<Vec<Received>>) {
         .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap();
-            }
-        }
+    while let Some((request_line, headers)) = read_head(&mut reader) {
+        let length = header(&headers, "content-length").map_or(0, |v| v.parse().unwrap());
         let mut body = vec![0; length];
         reader.read_exact(&mut body).unwrap();
         assert!(
@@ -140,6 +123,50 @@ fn serve_connection(stream: TcpStream, spans: &Mutex<Vec<Received>>) {
     }
 }
 
+/// A request's line and headers (names lowercase); `None` at the end of
+/// the connection.
+fn read_head(reader: &mut impl BufRead) -> Option<(String, Vec<(String, String)>)> {
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+        return None;
+    }
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            return Some((request_line, headers));
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
+        }
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The split hello app exporting its spans to `receiver` (within 100 ms),
+/// with `env` besides: (web host, backend host).
+fn traced_split_hello(
+    receiver: &Receiver,
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (amimono_tests::Host, amimono_tests::Host) {
+    let mut all = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    all.extend_from_slice(env);
+    let (web, backend, _, _) = split_hello(dir, &all);
+    (web, backend)
+}
+
 /// OTLP span kinds.
 const SERVER: i32 = 2;
 const CLIENT: i32 = 3;
@@ -149,13 +176,10 @@ const INTERNAL: i32 = 1;
 fn one_request_to_the_split_hello_app_is_one_trace_across_both_jobs() {
     let receiver = Receiver::start();
     let dir = tempfile::tempdir().unwrap();
-    let (web, _backend, _, _) = split_hello(
+    let (web, _backend) = traced_split_hello(
+        &receiver,
         dir.path(),
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-            ("AMIMONO_LOCAL_SAMPLE_RATIO", "1"),
-        ],
+        &[("AMIMONO_LOCAL_SAMPLE_RATIO", "1")],
     );
     let reply = get(&format!("{}/hello/ada", web.url("frontend")));
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -201,13 +225,7 @@ fn one_request_to_the_split_hello_app_is_one_trace_across_both_jobs() {
 fn an_incoming_traceparent_is_continued() {
     let receiver = Receiver::start();
     let dir = tempfile::tempdir().unwrap();
-    let (web, _backend, _, _) = split_hello(
-        dir.path(),
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        ],
-    );
+    let (web, _backend) = traced_split_hello(&receiver, dir.path(), &[]);
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let reply = ureq::get(&format!("{}/hello/bob", web.url("frontend")))
         .header("traceparent", &format!("00-{trace}-00f067aa0ba902b7-01"))
@@ -246,21 +264,8 @@ fn outgoing_http_from_a_component_carries_the_traceparent() {
         let (stream, _) = target.accept().unwrap();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let mut writer = stream;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some(value) = line
-                .split_once(':')
-                .filter(|(name, _)| name.eq_ignore_ascii_case("traceparent"))
-                .map(|(_, value)| value.trim().to_string())
-            {
-                *record.lock().unwrap() = Some(value);
-            }
-        }
+        let (_, headers) = read_head(&mut reader).unwrap();
+        *record.lock().unwrap() = header(&headers, "traceparent").map(str::to_string);
         writer
             .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
             .unwrap();
