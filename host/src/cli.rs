@@ -548,9 +548,10 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 dashboard.targets().len(),
                 bindings_path.display()
             ));
+            let signals = crate::run::Signals::new();
             tokio::select! {
                 served = dashboard.serve(listener, public) => served.map(|()| 0),
-                () = crate::run::shutdown_signal() => Ok(0),
+                () = signals.next() => Ok(0),
             }
         }
         Command::Up {

@@ -233,8 +233,12 @@ async fn listen(address: SocketAddr, what: &str) -> Result<TcpListener> {
 }
 
 /// SIGINT and SIGTERM, as a stream: the first one starts draining, the
-/// second one stops at once.
+/// second one stops at once. Both are listened to from [`Signals::new`] on,
+/// so a signal that comes while nobody awaits [`Signals::next`] (a loop busy
+/// with something else) is kept for the next call, not lost.
 pub struct Signals {
+    #[cfg(unix)]
+    interrupt: Option<tokio::sync::Mutex<tokio::signal::unix::Signal>>,
     #[cfg(unix)]
     terminate: Option<tokio::sync::Mutex<tokio::signal::unix::Signal>>,
 }
@@ -248,57 +252,77 @@ impl Default for Signals {
 impl Signals {
     /// Starts listening (call before the first signal may come).
     pub fn new() -> Signals {
+        #[cfg(unix)]
+        let listen = |kind| {
+            tokio::signal::unix::signal(kind)
+                .ok()
+                .map(tokio::sync::Mutex::new)
+        };
         Signals {
             #[cfg(unix)]
-            terminate: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .ok()
-                .map(tokio::sync::Mutex::new),
+            interrupt: listen(tokio::signal::unix::SignalKind::interrupt()),
+            #[cfg(unix)]
+            terminate: listen(tokio::signal::unix::SignalKind::terminate()),
         }
     }
 
-    /// Resolves at the next SIGINT or SIGTERM.
+    /// Resolves at the next SIGINT or SIGTERM (one received since the last
+    /// call included). Cancel-safe: dropping the future loses no signal.
     pub async fn next(&self) {
-        let ctrl_c = async {
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        };
         #[cfg(unix)]
-        let terminate = async {
-            match &self.terminate {
-                Some(signal) => {
-                    signal.lock().await.recv().await;
+        {
+            async fn one(signal: Option<&tokio::sync::Mutex<tokio::signal::unix::Signal>>) {
+                match signal {
+                    Some(signal) => {
+                        if signal.lock().await.recv().await.is_none() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-                None => std::future::pending::<()>().await,
             }
-        };
+            tokio::select! {
+                () = one(self.interrupt.as_ref()) => {}
+                () = one(self.terminate.as_ref()) => {}
+            }
+        }
         #[cfg(not(unix))]
-        let terminate = std::future::pending::<()>();
-        tokio::select! {
-            () = ctrl_c => {}
-            () = terminate => {}
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 }
 
-/// Resolves at the first SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+#[cfg(all(test, unix))]
+mod tests {
+    use super::Signals;
+    use std::time::Duration;
+
+    fn raise(signal: libc::c_int) {
+        // SAFETY: raising a signal this process listens to (Signals::new
+        // installed tokio's handler for it) runs that handler, nothing else.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::raise(signal);
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+    }
+
+    /// `up` awaits the next signal inside a loop that is often busy with
+    /// something else; a SIGTERM or SIGINT arriving then must stop it at the
+    /// next turn (CI once saw `up` ignore a SIGTERM that came between turns).
+    #[tokio::test]
+    async fn a_signal_that_comes_while_nobody_waits_is_kept_for_the_next_wait() {
+        let signals = Signals::new();
+        for signal in [libc::SIGTERM, libc::SIGINT] {
+            raise(signal);
+            // Let the runtime's signal driver see it with nobody waiting.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(
+                tokio::time::timeout(Duration::from_secs(10), signals.next())
+                    .await
+                    .is_ok(),
+                "signal {signal} was lost"
+            );
+        }
     }
 }

@@ -152,7 +152,7 @@ fn up_runs_one_process_per_job_and_says_which_job_died() {
         .unwrap();
     let status = up
         .wait_exit(Duration::from_secs(15))
-        .expect("up did not exit");
+        .unwrap_or_else(|| panic!("up did not exit; its log:\n{}", up.stderr()));
     assert_eq!(status.code(), Some(1));
     let err = up.stderr();
     assert!(
@@ -184,7 +184,7 @@ fn up_stops_every_job_on_sigterm() {
         .unwrap();
     let status = up
         .wait_exit(Duration::from_secs(15))
-        .expect("up did not exit");
+        .unwrap_or_else(|| panic!("up did not exit; its log:\n{}", up.stderr()));
     assert_eq!(status.code(), Some(0), "{}", up.stderr());
     assert!(up.stderr().contains("stopping every job"));
     for pid in kids {

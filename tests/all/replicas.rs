@@ -292,7 +292,7 @@ fn up_starts_every_replica_and_the_frontend_answers() {
     signal_pid(replica_one, libc::SIGKILL);
     let status = up
         .wait_exit(Duration::from_secs(30))
-        .expect("up did not exit");
+        .unwrap_or_else(|| panic!("up did not exit; its log:\n{}", up.stderr()));
     assert_eq!(status.code(), Some(1));
     assert!(
         up.stderr()

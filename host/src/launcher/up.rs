@@ -187,6 +187,9 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
         }
     }
     let exe = std::env::current_exe().context("finding the amimono executable")?;
+    // Listening before the first child starts: a SIGTERM from then on stops
+    // the children, even one that comes while the loop below is busy.
+    let signals = crate::run::Signals::new();
     let (events, mut received) = mpsc::unbounded_channel();
     let mut children: BTreeMap<String, Child> = BTreeMap::new();
     for (name, process) in &processes {
@@ -211,7 +214,7 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
         let event = tokio::select! {
             event = received.recv() => event,
             _ = recheck.tick(), if !announced => Some(Event::Recheck),
-            () = crate::run::shutdown_signal() => {
+            () = signals.next() => {
                 progress("stopping every job".to_string());
                 break 0;
             }
@@ -300,7 +303,7 @@ pub async fn up(options: &UpOptions, progress: &mut dyn FnMut(String)) -> Result
         }
     };
     let grace = app.manifest.limits.shutdown_grace + STOP_MARGIN;
-    let stopped_cleanly = stop_all(children, grace).await;
+    let stopped_cleanly = stop_all(children, grace, &signals).await;
     Ok(if status == 0 && !stopped_cleanly {
         1
     } else {
@@ -450,14 +453,17 @@ fn spawn_job(
 /// Sends SIGTERM to every child at once (each drains), waits up to `grace`
 /// for all of them (a second Ctrl-C or SIGTERM cuts the wait short), then
 /// kills the rest. Whether every child exited 0 in time.
-async fn stop_all(children: BTreeMap<String, Child>, grace: Duration) -> bool {
+async fn stop_all(
+    children: BTreeMap<String, Child>,
+    grace: Duration,
+    signals: &crate::run::Signals,
+) -> bool {
     for child in children.values() {
         if let Some(pid) = child.id() {
             terminate(pid);
         }
     }
     let deadline = tokio::time::Instant::now() + grace;
-    let signals = crate::run::Signals::new();
     let mut clean = true;
     for (job, mut child) in children {
         let outcome = tokio::select! {
