@@ -29,6 +29,12 @@ struct Received {
     span_id: Vec<u8>,
     parent_span_id: Vec<u8>,
     component: Option<String>,
+    /// The `url.path` of an HTTP server span.
+    path: Option<String>,
+    /// How long it lasted, from its start and end times.
+    duration: Duration,
+    /// Its status code: 0 unset, 1 ok, 2 error.
+    status: i32,
 }
 
 /// An OTLP/HTTP receiver on a loopback port of its own.
@@ -103,6 +109,12 @@ fn serve_connection(stream: TcpStream, spans: &Mutex<Vec<Received>>) {
                     spans.lock().unwrap().push(Received {
                         service: service.clone(),
                         component: text(&span.attributes, "amimono.component"),
+                        path: text(&span.attributes, "url.path"),
+                        duration: Duration::from_nanos(
+                            span.end_time_unix_nano
+                                .saturating_sub(span.start_time_unix_nano),
+                        ),
+                        status: span.status.as_ref().map_or(0, |status| status.code),
                         name: span.name,
                         kind: span.kind,
                         trace_id: span.trace_id,
@@ -283,4 +295,58 @@ fn outgoing_http_from_a_component_carries_the_traceparent() {
         .unwrap();
     assert_eq!(reply.status(), 200);
     assert_eq!(seen.lock().unwrap().as_deref(), Some(traceparent));
+}
+
+/// OTLP status code of a failed span.
+const ERROR: i32 = 2;
+
+/// The server span of an answer streamed after its head lasts until the
+/// last byte of the body (the guest waits 400 ms between two pieces, so the
+/// span lasts at least that long, however loaded the machine); a body that
+/// fails after the head (the guest traps while streaming) is an error span,
+/// though its status line said 200.
+#[test]
+fn a_streamed_answer_is_traced_until_its_last_byte_and_a_body_that_fails_is_an_error() {
+    let receiver = Receiver::start();
+    let app = amimono_tests::temp_app(
+        "[app]\nname = \"edge\"\n\n[components.edge]\nbinding = \"http\"\n\
+         source = \"{wasm:fixture_edge_http}\"\n\n[components.probe]\nbinding = \"rpc\"\n\
+         source = \"{wasm:fixture_trap_http}\"\n\n[jobs.one]\ncomponents = [\"edge\", \"probe\"]\n",
+    );
+    let host = amimono_tests::Host::start(
+        app.path(),
+        &[
+            ("AMIMONO_JOB", "one"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+        &["edge"],
+    );
+    let url = host.url("edge");
+    let reply = get(&format!("{url}/slow-body?ms=400"));
+    assert_eq!((reply.status, reply.body.as_str()), (200, "first\nlast\n"));
+    // The client sees a broken body: what it reads does not matter here.
+    let broken = ureq::get(&format!("{url}/trap-after-response"))
+        .call()
+        .and_then(|mut answer| answer.body_mut().read_to_string());
+    assert!(broken.is_err(), "{broken:?}");
+
+    let server_span = |spans: &[Received], path: &str| {
+        spans
+            .iter()
+            .find(|s| s.kind == SERVER && s.path.as_deref() == Some(path))
+            .cloned()
+    };
+    let spans = receiver.wait_for("the server spans of both requests", |spans| {
+        server_span(spans, "/slow-body").is_some()
+            && server_span(spans, "/trap-after-response").is_some()
+    });
+    let slow = server_span(&spans, "/slow-body").unwrap();
+    assert!(
+        slow.duration >= Duration::from_millis(400),
+        "the span ended before the body did: {slow:#?}"
+    );
+    assert_ne!(slow.status, ERROR, "{slow:#?}");
+    let trapped = server_span(&spans, "/trap-after-response").unwrap();
+    assert_eq!(trapped.status, ERROR, "{trapped:#?}");
 }

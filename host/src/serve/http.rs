@@ -29,7 +29,7 @@ use super::slots::{InUse, InstanceSlots};
 use super::threads::ServingThreads;
 use crate::host_state::{HostState, StoreSettings, new_store};
 use crate::observe::tapped::{TappedGraph, Taps};
-use crate::observe::traces::{COMPONENT_ATTRIBUTE, TraceContext};
+use crate::observe::traces::{ActiveSpan, COMPONENT_ATTRIBUTE, TraceContext};
 use crate::warm::{Factory, Fresh, Warm};
 use crate::wasmtime_error::IntoAnyhow;
 use anyhow::{Context, Result};
@@ -233,9 +233,12 @@ pub enum ResponseBody {
 
 /// A guest's response body: cut off at the request's deadline, aborted if
 /// the guest traps before it is complete; dropping it before it is complete
-/// (the client went away) cancels the guest.
+/// (the client went away) cancels the guest. The request's server span ends
+/// with it: a streamed answer's span covers the streaming, and a body that
+/// fails after its head marks the span failed.
 pub struct GuestBody {
     inner: HyperOutgoingBody,
+    span: Option<ActiveSpan>,
     outcome: Arc<TaskOutcome>,
     guard: AbortOnDrop,
     deadline: Pin<Box<Sleep>>,
@@ -250,6 +253,9 @@ type GuestBodyError = wasmtime_wasi_http::Error;
 impl GuestBody {
     fn fail(&mut self, message: &str) -> Poll<Option<Result<Frame<Bytes>, GuestBodyError>>> {
         self.done = true;
+        if let Some(mut span) = self.span.take() {
+            span.fail(message.to_string());
+        }
         if let Some(handle) = self.guard.0.take() {
             handle.abort();
         }
@@ -290,6 +296,8 @@ impl Body for ResponseBody {
                     return body.fail("the component failed while sending the response");
                 }
                 body.done = true;
+                // The answer is complete: so is its span.
+                body.span = None;
                 // The guest may go on after its body (within its deadline).
                 body.guard.disarm();
                 Poll::Ready(None)
@@ -347,13 +355,17 @@ where
             )
         },
     );
-    let response = run_request(component, request, span.context()).await;
+    let mut response = run_request(component, request, span.context()).await;
     let status = response.status().as_u16();
     span.attribute(|| KeyValue::new("http.response.status_code", i64::from(status)));
     if status >= 500 {
         span.fail(format!("answered {status}"));
     }
     metrics.http_answered(status, started.elapsed());
+    // A guest's body may still be streaming: the span ends with it.
+    if let ResponseBody::Guest(body) = response.body_mut() {
+        body.span = Some(span);
+    }
     response
 }
 
@@ -483,6 +495,7 @@ where
             response.map(|inner| {
                 ResponseBody::Guest(Box::new(GuestBody {
                     inner,
+                    span: None,
                     outcome,
                     guard,
                     deadline: Box::pin(tokio::time::sleep_until(deadline)),
