@@ -393,7 +393,10 @@ pub async fn execute(cli: Cli) -> Result<i32> {
                 builder = builder.bindings(bindings);
             }
             let job = builder.prepare().await?;
-            let outcome = crate::invoke::call(&job, &label, &function, &args).await?;
+            let outcome = crate::invoke::call(&job, &label, &function, &args).await;
+            // One call and the process exits: export its spans first.
+            job.export_traces().await;
+            let outcome = outcome?;
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", outcome.wave).context("writing the result")?;
             Ok(if outcome.is_err { EXIT_ERR_RESULT } else { 0 })

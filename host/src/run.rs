@@ -156,14 +156,11 @@ pub async fn run(
         ready_ms = since_start(),
         "job running"
     );
-    let tracing = job.metrics().tracing.clone();
     let stopped = job
         .serve_until(listeners, signals.next(), signals.next())
         .await;
     // The process exits at once after this: export the last spans first.
-    if tracing.is_on() {
-        let _ = tokio::task::spawn_blocking(move || tracing.shutdown()).await;
-    }
+    job.export_traces().await;
     match stopped? {
         Stopped::Drained => Ok(0),
         Stopped::Undrained => Ok(EXIT_UNDRAINED),

@@ -1,167 +1,16 @@
-//! Traces exported over OTLP/HTTP to a real receiver: the test's own
-//! server, which decodes each `POST /v1/traces` body with the OpenTelemetry
-//! project's protobuf definitions (`opentelemetry-proto`; no Jaeger or
-//! Collector package can be installed here). One request to the split hello
+//! Traces exported over OTLP/HTTP to a real receiver
+//! ([`amimono_tests::otlp`], which decodes the protobuf bodies). One request to the split hello
 //! app must yield one trace whose spans cover frontend, greeter and
 //! phrasebook across the two processes, each span's parent the span that
 //! caused it.
 
 use crate::metrics::split_hello;
 use amimono_tests::get;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use prost::Message;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use amimono_tests::otlp::{CLIENT, ERROR, INTERNAL, Received, Receiver, SERVER, header, read_head};
+use std::io::{BufReader, Write};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// One span as received, with the service that sent it.
-#[derive(Debug, Clone)]
-struct Received {
-    service: String,
-    name: String,
-    kind: i32,
-    trace_id: Vec<u8>,
-    span_id: Vec<u8>,
-    parent_span_id: Vec<u8>,
-    component: Option<String>,
-    /// The `url.path` of an HTTP server span.
-    path: Option<String>,
-    /// How long it lasted, from its start and end times.
-    duration: Duration,
-    /// Its status code: 0 unset, 1 ok, 2 error.
-    status: i32,
-}
-
-/// An OTLP/HTTP receiver on a loopback port of its own.
-struct Receiver {
-    endpoint: String,
-    spans: Arc<Mutex<Vec<Received>>>,
-}
-
-fn text(attributes: &[KeyValue], key: &str) -> Option<String> {
-    attributes.iter().find(|a| a.key == key).and_then(|a| {
-        match a.value.as_ref()?.value.as_ref()? {
-            Value::StringValue(s) => Some(s.clone()),
-            _ => None,
-        }
-    })
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let spans = Arc::new(Mutex::new(Vec::new()));
-        let store = spans.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let store = store.clone();
-                std::thread::spawn(move || serve_connection(stream, &store));
-            }
-        });
-        Receiver { endpoint, spans }
-    }
-
-    /// Waits (60 s at most) until `done` holds for the spans received.
-    fn wait_for(&self, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
-        let until = Instant::now() + Duration::from_secs(60);
-        loop {
-            let spans = self.spans.lock().unwrap().clone();
-            if done(&spans) {
-                return spans;
-            }
-            assert!(
-                Instant::now() < until,
-                "no {what} within 60 s; received: {spans:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-/// Serves OTLP/HTTP requests on one connection until it closes.
-fn serve_connection(stream: TcpStream, spans: &Mutex<Vec<Received>>) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    while let Some((request_line, headers)) = read_head(&mut reader) {
-        let length = header(&headers, "content-length").map_or(0, |v| v.parse().unwrap());
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        assert!(
-            request_line.starts_with("POST /v1/traces "),
-            "unexpected OTLP request: {request_line}"
-        );
-        let export = ExportTraceServiceRequest::decode(body.as_slice())
-            .expect("the body is an OTLP ExportTraceServiceRequest");
-        for resource_spans in export.resource_spans {
-            let resource = resource_spans.resource.unwrap_or_default();
-            let service = text(&resource.attributes, "service.name").unwrap_or_default();
-            for scope in resource_spans.scope_spans {
-                for span in scope.spans {
-                    spans.lock().unwrap().push(Received {
-                        service: service.clone(),
-                        component: text(&span.attributes, "amimono.component"),
-                        path: text(&span.attributes, "url.path"),
-                        duration: Duration::from_nanos(
-                            span.end_time_unix_nano
-                                .saturating_sub(span.start_time_unix_nano),
-                        ),
-                        status: span.status.as_ref().map_or(0, |status| status.code),
-                        name: span.name,
-                        kind: span.kind,
-                        trace_id: span.trace_id,
-                        span_id: span.span_id,
-                        parent_span_id: span.parent_span_id,
-                    });
-                }
-            }
-        }
-        let reply = ExportTraceServiceResponse::default().encode_to_vec();
-        write!(
-            writer,
-            "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\n\r\n",
-            reply.len()
-        )
-        .unwrap();
-        writer.write_all(&reply).unwrap();
-    }
-}
-
-/// A request's line and headers (names lowercase); `None` at the end of
-/// the connection.
-fn read_head(reader: &mut impl BufRead) -> Option<(String, Vec<(String, String)>)> {
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-        return None;
-    }
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let line = line.trim_end();
-        if line.is_empty() {
-            return Some((request_line, headers));
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
-        }
-    }
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-}
+use std::time::Duration;
 
 /// The split hello app exporting its spans to `receiver` (within 100 ms),
 /// with `env` besides: (web host, backend host).
@@ -178,11 +27,6 @@ fn traced_split_hello(
     let (web, backend, _, _) = split_hello(dir, &all);
     (web, backend)
 }
-
-/// OTLP span kinds.
-const SERVER: i32 = 2;
-const CLIENT: i32 = 3;
-const INTERNAL: i32 = 1;
 
 #[test]
 fn one_request_to_the_split_hello_app_is_one_trace_across_both_jobs() {
@@ -297,9 +141,6 @@ fn outgoing_http_from_a_component_carries_the_traceparent() {
     assert_eq!(seen.lock().unwrap().as_deref(), Some(traceparent));
 }
 
-/// OTLP status code of a failed span.
-const ERROR: i32 = 2;
-
 /// The server span of an answer streamed after its head lasts until the
 /// last byte of the body (the guest waits 400 ms between two pieces, so the
 /// span lasts at least that long, however loaded the machine); a body that
@@ -349,4 +190,28 @@ fn a_streamed_answer_is_traced_until_its_last_byte_and_a_body_that_fails_is_an_e
     assert_ne!(slow.status, ERROR, "{slow:#?}");
     let trapped = server_span(&spans, "/trap-after-response").unwrap();
     assert_eq!(trapped.status, ERROR, "{trapped:#?}");
+}
+
+/// `amimono call` is one native call and then the process exits: its span
+/// is exported before it does (the default batch delay is 5 s, far longer
+/// than the call).
+#[test]
+fn a_call_from_the_command_line_exports_its_span_before_exiting() {
+    let receiver = Receiver::start();
+    let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str())];
+    let out = amimono_tests::run_amimono(
+        &["call", "examples/hello", "greeter", "greet", "\"world\""],
+        &env,
+    );
+    let (_, stderr) = amimono_tests::texts(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // Exported before the exit: already here, no waiting needed.
+    let spans = receiver.received();
+    let call = spans
+        .iter()
+        .find(|s| s.kind == INTERNAL && s.component.as_deref() == Some("greeter"))
+        .unwrap_or_else(|| panic!("no span of the call: {spans:#?}"));
+    assert_eq!(call.name, "greeter.greet", "{call:#?}");
+    assert_eq!(call.service, "hello/_local", "{call:#?}");
+    assert_ne!(call.status, ERROR, "{call:#?}");
 }

@@ -92,6 +92,8 @@ async fn main() -> Result<()> {
             }
         }
     }
+    // Spans leave in batches: send the last ones before the process ends.
+    job.export_traces().await;
     tracing::info!("stopped");
     // Exit at once: unmapping the engine's instance pool (terabytes of
     // reserved address space) on drop takes a second and serves no one.

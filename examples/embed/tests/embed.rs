@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use amimono::{Application, CallError, ClusterKey, Job};
+use amimono_tests::otlp::{ERROR, INTERNAL, Received, Receiver, SERVER};
 use amimono_tests::{Host, TEST_CLUSTER_KEY, free_port, get, hello_app, root, temp_app};
 use embed_hello::{GreetError, Greeting};
 use std::io::{BufRead, BufReader};
@@ -35,6 +36,11 @@ struct Embedded {
 
 impl Embedded {
     fn start(args: &[&str]) -> Embedded {
+        Embedded::start_with(args, &[])
+    }
+
+    /// [`Embedded::start`] with `env` besides.
+    fn start_with(args: &[&str], env: &[(&str, &str)]) -> Embedded {
         let port = free_port();
         let data = tempfile::tempdir().unwrap();
         let mut child = Command::new(embed_bin())
@@ -43,6 +49,7 @@ impl Embedded {
             .args(["--port", &port.to_string(), "--data-dir"])
             .arg(data.path())
             .env("AMIMONO_CACHE_DIR", root().join("target/amimono-cache"))
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -117,6 +124,44 @@ fn embed_hello_serves_the_component_and_the_native_route_and_stops_on_ctrl_c() {
     both_routes_answer(&embedded);
     let status = embedded.interrupt();
     assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+/// An embedder's job exports traces as `amimono run` does: a request
+/// through the tower service is a server span, and a native typed call is a
+/// span of its own (internal, named after the callee and function), sent to
+/// a real OTLP/HTTP receiver that decodes the protobuf. The embedder sends
+/// the last batch before it exits (`Job::export_traces`): with the default
+/// 5 s batch delay, the spans are there as soon as the process is gone.
+#[test]
+fn an_embedders_requests_and_native_calls_are_spans_exported_before_it_exits() {
+    let receiver = Receiver::start();
+    let mut embedded = Embedded::start_with(
+        &["--app", "examples/hello"],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str())],
+    );
+    both_routes_answer(&embedded);
+    let status = embedded.interrupt();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let spans = receiver.received();
+    let is = |span: &Received, kind: i32, component: &str| {
+        span.kind == kind && span.component.as_deref() == Some(component)
+    };
+    assert!(
+        spans.iter().any(|s| is(s, SERVER, "frontend")),
+        "no span of the page: {spans:#?}"
+    );
+    let native: Vec<_> = spans
+        .iter()
+        .filter(|s| is(s, INTERNAL, "greeter"))
+        .collect();
+    // `both_routes_answer` calls `greet` twice natively: once answered, once
+    // `err(…)` (a value, not a failure).
+    assert_eq!(native.len(), 2, "{spans:#?}");
+    for span in native {
+        assert_eq!(span.name, "greeter.greet", "{span:#?}");
+        assert!(span.parent_span_id.is_empty(), "no caller span: {span:#?}");
+        assert_ne!(span.status, ERROR, "{span:#?}");
+    }
 }
 
 #[test]

@@ -5,12 +5,19 @@
 //! takes [`Val`]s; [`Job::typed_call`] gives a [`TypedCall`] with Rust types
 //! checked against the export once; [`TypedCall::instance`] keeps one
 //! instance for many calls where per-call isolation is not wanted.
+//!
+//! Each call is a span (when the job exports traces) under the caller's
+//! current OpenTelemetry context, so an embedder's own trace continues
+//! through the component and into the calls it makes to other jobs.
 
 use super::graphs::PreparedGraph;
 use super::prepared::Job;
 use crate::app::FunctionRef;
 use crate::app::LoadedComponent;
 use crate::host_state::{HostState, new_store};
+use crate::observe::traces::{ActiveSpan, COMPONENT_ATTRIBUTE, TraceContext};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -235,8 +242,50 @@ impl Callee {
         Ok((store, func))
     }
 
-    /// Runs `call` under the callee's request timeout, mapping a trap.
+    /// Starts the span of one call in `store`'s instance, under the calling
+    /// code's current trace context, and has the instance carry it (into
+    /// its remote calls, outgoing HTTP and log lines).
+    fn start_span(&self, store: &mut Store<HostState>) -> ActiveSpan {
+        let span =
+            self.graph
+                .metrics
+                .tracing
+                .start(&TraceContext::current(), SpanKind::Internal, || {
+                    (
+                        format!("{}.{}", self.label, self.target.function).into(),
+                        vec![
+                            KeyValue::new(COMPONENT_ATTRIBUTE, self.label.to_string()),
+                            KeyValue::new("rpc.system", "amimono"),
+                            KeyValue::new(
+                                "rpc.service",
+                                self.target.interface.clone().unwrap_or_default(),
+                            ),
+                            KeyValue::new("rpc.method", self.target.function.clone()),
+                            KeyValue::new("amimono.caller", "native"),
+                        ],
+                    )
+                });
+        store.data_mut().set_trace(span.context().clone());
+        span
+    }
+
+    /// Runs `call` in `store`'s instance under the callee's request timeout
+    /// and a span of its own, mapping a trap.
     async fn bounded<T>(
+        &self,
+        store: &mut Store<HostState>,
+        call: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
+    ) -> Result<T, CallError> {
+        let mut span = self.start_span(store);
+        let outcome = self.timed(call(store)).await;
+        if let Err(e) = &outcome {
+            span.fail(e.to_string());
+        }
+        outcome
+    }
+
+    /// Runs `call` under the callee's request timeout, mapping a trap.
+    async fn timed<T>(
         &self,
         call: impl Future<Output = wasmtime::Result<T>>,
     ) -> Result<T, CallError> {
@@ -266,8 +315,10 @@ impl Callee {
             });
         }
         let mut results = vec![Val::Bool(false); func.ty(&store).results().len()];
-        self.bounded(func.call_async(&mut store, args, &mut results))
-            .await?;
+        self.bounded(&mut store, async |store| {
+            func.call_async(store, args, &mut results).await
+        })
+        .await?;
         Ok(results)
     }
 
@@ -441,7 +492,11 @@ where
 {
     /// Calls the function in this instance.
     pub async fn call(&mut self, params: Params) -> Result<Results, CallError> {
-        let call = self.func.call_async(&mut self.store, params);
-        self.callee.bounded(call).await
+        let func = self.func;
+        self.callee
+            .bounded(&mut self.store, async move |store| {
+                func.call_async(store, params).await
+            })
+            .await
     }
 }

@@ -163,6 +163,14 @@ impl Job {
         self.inner.parts.metrics.render()
     }
 
+    /// Sends the spans still buffered to the OTLP endpoint, if the job
+    /// exports traces (`OTEL_EXPORTER_OTLP_ENDPOINT`), and waits for that
+    /// (bounded by `OTEL_EXPORTER_OTLP_TIMEOUT`); the job keeps working.
+    /// Call it before your process exits: spans otherwise leave in batches.
+    pub async fn export_traces(&self) {
+        self.inner.parts.metrics.tracing.export_buffered().await;
+    }
+
     pub(crate) fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.parts.metrics
     }

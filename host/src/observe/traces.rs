@@ -145,13 +145,16 @@ impl Tracing {
         }
     }
 
-    /// Exports what is still buffered and stops the exporter (bounded by
-    /// the exporter's timeout). Spans ended later are dropped.
-    pub fn shutdown(&self) {
-        if let Some(provider) = &self.provider
-            && let Err(e) = provider.shutdown()
-        {
-            tracing::warn!(error = %e, "flushing the last spans to the OTLP endpoint failed");
+    /// Exports the spans still buffered and waits for that (bounded by the
+    /// exporter's timeout, `OTEL_EXPORTER_OTLP_TIMEOUT`); tracing goes on.
+    /// Runs off the async threads: the exporter blocks.
+    pub async fn export_buffered(&self) {
+        let Some(provider) = self.provider.clone() else {
+            return;
+        };
+        let flushed = tokio::task::spawn_blocking(move || provider.force_flush()).await;
+        if let Ok(Err(e)) = flushed {
+            tracing::warn!(error = %e, "exporting the last spans to the OTLP endpoint failed");
         }
     }
 }
@@ -199,6 +202,12 @@ impl TraceContext {
 
     fn of(context: &SpanContext) -> TraceContext {
         TraceContext(context.is_valid().then(|| context.clone()))
+    }
+
+    /// The span active in the calling code's OpenTelemetry context (an
+    /// embedder's own span around a native call), if any.
+    pub fn current() -> TraceContext {
+        TraceContext::of(Context::current().span().span_context())
     }
 
     /// The context an incoming request's `traceparent` and `tracestate`
@@ -292,6 +301,26 @@ impl WasiHttpHooks for PropagatingHooks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A native call continues the embedder's span: the current
+    /// OpenTelemetry context is where its parent comes from.
+    #[test]
+    fn the_current_context_is_the_callers_span_or_none() {
+        assert_eq!(TraceContext::current(), TraceContext::none());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            TRACEPARENT,
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        let embedder = TraceContext::from_headers(&headers);
+        let Some(span) = &embedder.0 else {
+            panic!("the traceparent was not read");
+        };
+        let _attached = Context::new()
+            .with_remote_span_context(span.clone())
+            .attach();
+        assert_eq!(TraceContext::current(), embedder);
+    }
 
     #[test]
     fn an_endpoint_turns_tracing_on_unless_the_sdk_is_disabled() {
