@@ -11,20 +11,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn start_up_with_dashboard(app: &tempfile::TempDir) -> (Host, String) {
-    let bundle = app.path().join("hello.amimono");
-    let base = free_port().to_string();
     let dashboard = format!("127.0.0.1:{}", free_port());
-    let up = Host::start_without(
-        &[
-            "up",
-            app.path().to_str().unwrap(),
-            "--out",
-            bundle.to_str().unwrap(),
-            "--base-port",
-            &base,
-            "--dashboard",
-            &dashboard,
-        ],
+    let up = Host::start_up(
+        app.path(),
+        &["--dashboard", &dashboard],
         // Every request measures its colocated calls: the local edge shows.
         &[("AMIMONO_LOCAL_SAMPLE_RATIO", "1")],
         &[

@@ -77,17 +77,9 @@ fn start_up(app: &tempfile::TempDir) -> Host {
 }
 
 fn start_up_without(app: &tempfile::TempDir, unset: &[&str]) -> Host {
-    let bundle = app.path().join("hello.amimono");
-    let base = free_port().to_string();
-    Host::start_without(
-        &[
-            "up",
-            app.path().to_str().unwrap(),
-            "--out",
-            bundle.to_str().unwrap(),
-            "--base-port",
-            &base,
-        ],
+    Host::start_up(
+        app.path(),
+        &[],
         &[],
         unset,
         &["frontend", "admin web", "admin backend"],

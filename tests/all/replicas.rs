@@ -236,17 +236,10 @@ fn an_external_address_by_name_is_resolved_and_called() {
 #[test]
 fn up_starts_every_replica_and_the_frontend_answers() {
     let app = temp_app(&replicated_hello_manifest(2));
-    let bundle = app.path().join("hello.amimono");
-    let base = free_port().to_string();
-    let mut up = Host::start_with(
-        &[
-            "up",
-            app.path().to_str().unwrap(),
-            "--out",
-            bundle.to_str().unwrap(),
-            "--base-port",
-            &base,
-        ],
+    let mut up = Host::start_up(
+        app.path(),
+        &[],
+        &[],
         &[],
         &["frontend", "admin web", "admin backend", "admin backend#1"],
     );

@@ -122,6 +122,25 @@ impl Host {
         Host::start_without(args, env, &[], http_labels)
     }
 
+    /// `amimono up <app>` with its bundle in the app's directory and ports
+    /// from a free base port, `extra` arguments after those (e.g.
+    /// `--dashboard`), `env` set and `unset` removed; waits until it has
+    /// printed a URL for each label in `http_labels`.
+    pub fn start_up(
+        app: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        unset: &[&str],
+        http_labels: &[&str],
+    ) -> Host {
+        let app_dir = app.to_string_lossy().into_owned();
+        let bundle = app.join("app.amimono").to_string_lossy().into_owned();
+        let base = free_port().to_string();
+        let mut args = vec!["up", &app_dir, "--out", &bundle, "--base-port", &base];
+        args.extend_from_slice(extra);
+        Host::start_without(&args, env, unset, http_labels)
+    }
+
     /// [`Host::start_with`], with the variables `unset` removed from the
     /// environment (e.g. the tests' cluster key).
     pub fn start_without(
