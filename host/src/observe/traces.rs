@@ -207,7 +207,8 @@ impl TraceContext {
     /// The span active in the calling code's OpenTelemetry context (an
     /// embedder's own span around a native call), if any.
     pub fn current() -> TraceContext {
-        TraceContext::of(Context::current().span().span_context())
+        // Borrowed, not cloned: this runs on every native call.
+        Context::map_current(|current| TraceContext::of(current.span().span_context()))
     }
 
     /// The context an incoming request's `traceparent` and `tracestate`
