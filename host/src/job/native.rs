@@ -277,19 +277,7 @@ impl Callee {
         call: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T, CallError> {
         let mut span = self.start_span(store);
-        let outcome = self.timed(call(store)).await;
-        if let Err(e) = &outcome {
-            span.fail(e.to_string());
-        }
-        outcome
-    }
-
-    /// Runs `call` under the callee's request timeout, mapping a trap.
-    async fn timed<T>(
-        &self,
-        call: impl Future<Output = wasmtime::Result<T>>,
-    ) -> Result<T, CallError> {
-        match tokio::time::timeout(self.timeout, call).await {
+        let outcome = match tokio::time::timeout(self.timeout, call(store)).await {
             Ok(outcome) => outcome.map_err(|e| CallError::Trap {
                 label: self.label.to_string(),
                 function: self.qualified(),
@@ -300,7 +288,11 @@ impl Callee {
                 function: self.qualified(),
                 ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
             }),
+        };
+        if let Err(e) = &outcome {
+            span.fail(e.to_string());
         }
+        outcome
     }
 
     /// Calls the function with `args` in a fresh instance; its results.
